@@ -1,0 +1,128 @@
+"""`BatchLossLogger`: the true loss of every training batch, as a TensorBoard scalar."""
+
+from __future__ import annotations
+
+import os
+
+import keras
+import tensorflow as tf
+
+from tensorboard.plugins.scalar import metadata as scalar_metadata
+
+from callbacks import tags
+
+SCALAR_METADATA = scalar_metadata.create_summary_metadata(display_name="", description="")
+
+
+class BatchLossLogger(keras.callbacks.Callback):
+    """Logs each optimizer step's own batch loss as the scalar `batch_loss`.
+
+    Keras's `logs["loss"]` at batch end is a running mean since the epoch
+    began, and with `steps_per_execution > 1` batch callbacks fire only once
+    per execution. This callback therefore captures the loss inside the
+    compiled train step (it wraps the model's `compute_loss` for the duration
+    of `fit`) into a small buffer variable, and writes one scalar per step at
+    each batch end. The value at step k is the loss of the k-th batch computed
+    with the weights before the k-th update, as the optimizer saw it
+    (regularisation losses included). The capture is a plain variable update,
+    so it also works in an XLA-compiled (`jit_compile=True`) step, where
+    summary ops cannot run.
+
+    Args:
+        log_dir: run folder; scalars go to `<log_dir>/train`, the folder
+            Keras's `TensorBoard` callback writes training summaries to.
+
+    Example:
+
+    ```python
+    model.fit(x, y, epochs=5, callbacks=[
+        keras.callbacks.TensorBoard("logs/run"),
+        BatchLossLogger("logs/run"),
+    ])
+    ```
+    """
+
+    def __init__(self, log_dir):
+        super().__init__()
+        if not log_dir:
+            raise ValueError(f"log_dir must be a folder path, received: {log_dir!r}")
+        self.log_dir = os.fspath(log_dir)
+        self._writer = None
+        self._buffer = None
+        self._logged_step = 0
+        self._write_steps = None
+
+    @property
+    def _train_writer(self):
+        if self._writer is None:
+            self._writer = tf.summary.create_file_writer(os.path.join(self.log_dir, "train"))
+        return self._writer
+
+    def on_train_begin(self, logs=None):
+        model = self.model
+        capacity = max(1, int(model.steps_per_execution))
+        with model.distribute_strategy.scope():
+            # Per-replica losses are averaged into the buffer: the global batch's loss.
+            self._buffer = tf.Variable(
+                tf.zeros([capacity]),
+                trainable=False,
+                synchronization=tf.VariableSynchronization.ON_WRITE,
+                aggregation=tf.VariableAggregation.MEAN,
+                name="batch_loss_buffer",
+            )
+        self._install_capture(model, capacity)
+        self._logged_step = int(model.optimizer.iterations.numpy())
+        self._write_steps = tf.function(self._write_steps_fn, reduce_retracing=True)
+
+    def _install_capture(self, model, capacity):
+        buffer = self._buffer
+        iterations = model.optimizer.iterations
+        original = model.compute_loss
+
+        def compute_loss(x=None, y=None, y_pred=None, sample_weight=None, training=True):
+            loss = original(x, y, y_pred, sample_weight, training=training)
+            if training and loss is not None:
+                replicas = tf.distribute.get_strategy().num_replicas_in_sync
+                value = tf.cast(loss, tf.float32) * replicas  # undo Keras's per-replica scaling
+                index = tf.reshape(tf.cast(iterations % capacity, tf.int32), [1, 1])
+                buffer.assign(tf.tensor_scatter_nd_update(buffer, index, tf.reshape(value, [1])))
+            return loss
+
+        model.compute_loss = compute_loss
+        model.make_train_function(force=True)
+
+    def _remove_capture(self, model):
+        model.__dict__.pop("compute_loss", None)
+        model.train_function = None  # the next fit traces the plain step again
+
+    def _write_steps_fn(self, values, first_step, last_step):
+        capacity = tf.cast(tf.shape(values)[0], tf.int64)
+        with self._train_writer.as_default(), tf.summary.record_if(True):
+            for step in tf.range(first_step, last_step + 1):
+                # `write` keeps the tag free of the loop's name scope ("while/").
+                tf.summary.write(
+                    tags.BATCH_LOSS,
+                    values[(step - 1) % capacity],
+                    step=step,
+                    metadata=SCALAR_METADATA,
+                )
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._flush_new_steps()
+
+    def _flush_new_steps(self):
+        step = int(self.model.optimizer.iterations.numpy())
+        if step > self._logged_step:
+            self._write_steps(
+                self._buffer.read_value(),
+                tf.constant(self._logged_step + 1, tf.int64),
+                tf.constant(step, tf.int64),
+            )
+            self._logged_step = step
+
+    def on_train_end(self, logs=None):
+        self._flush_new_steps()
+        self._remove_capture(self.model)
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None

@@ -1,0 +1,168 @@
+"""The `reproduce` command line: argument parsing, and the one place that turns
+library errors into one-line messages and exit status 2.
+
+TensorFlow is imported only once the arguments are valid, so `--help` and bad
+input answer at once and write nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from reproduce import config as config_module
+from reproduce.config import RunConfig
+from reproduce.errors import ConfigError, ReproduceError
+
+DEFAULT_LOGDIR = "logs"
+EXIT_USAGE = 2
+
+# Flag spelling where it differs from the field name.
+FLAG_NAMES = {
+    "log_gradients": "--gradients",
+    "log_weights": "--weights",
+    "log_activations": "--activations",
+}
+FIELD_CHOICES = {
+    "dataset": config_module.DATASETS,
+    "activation": config_module.ACTIVATIONS,
+    "initializer": config_module.INITIALIZERS,
+    "optimizer": config_module.OPTIMIZERS,
+}
+FIELD_HELP = {
+    "experiment": "experiment folder under the log root",
+    "depth": "hidden layers",
+    "width": "units per hidden layer",
+    "learning_rate": "optimizer learning rate (> 0)",
+    "batch_size": "examples per optimizer step",
+    "epochs": "passes over the training split",
+    "seed": "seed of data, split, weights and shuffling",
+    "samples": "examples (default: 1000 generated, all of a real set)",
+    "noise": "std of the Gaussian jitter of the generated 2-D sets",
+    "validation_fraction": "held-out share, in (0, 1)",
+    "steps_per_execution": "optimizer steps per compiled call",
+    "jit_compile": "XLA-compile the train step",
+    "mixed_precision": "mixed_float16 policy (float32 output)",
+    "log_every": "optimizer steps between probe logs (default: ~20 logs per run)",
+    "log_gradients": "log per-layer gradients (GradientLogger)",
+    "log_weights": "log per-layer weights (WeightLogger)",
+    "log_activations": "log per-layer activations (ActivationLogger)",
+    "probe_size": "training examples in the probe batch",
+    "histogram_buckets": "buckets per histogram",
+}
+
+
+def flag_name(field: str) -> str:
+    return FLAG_NAMES.get(field, "--" + field.replace("_", "-"))
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, fields=None) -> None:
+    """Adds one flag per `RunConfig` field (or per field in `fields`), defaulting to unset."""
+    defaults = RunConfig()
+    types = config_module.field_types()
+    for field in fields or config_module.field_names():
+        accepted = [kind for kind in types[field] if kind is not type(None)]
+        default = getattr(defaults, field)
+        help_text = f"{FIELD_HELP.get(field, field)} (default: {default})"
+        kwargs = {"dest": field, "default": None, "help": help_text}
+        if accepted == [bool]:
+            kwargs["action"] = argparse.BooleanOptionalAction
+        else:
+            kwargs["type"] = accepted[0]
+            kwargs["metavar"] = field.upper()
+            if field in FIELD_CHOICES:
+                kwargs["choices"] = FIELD_CHOICES[field]
+                kwargs["metavar"] = "{" + ",".join(FIELD_CHOICES[field]) + "}"
+        parser.add_argument(flag_name(field), **kwargs)
+
+
+def config_from_args(args: argparse.Namespace, base: RunConfig | None = None) -> RunConfig:
+    """Returns `base` (default `RunConfig()`) with every flag the user gave applied."""
+    base = base or RunConfig()
+    given = {
+        field: getattr(args, field)
+        for field in config_module.field_names()
+        if getattr(args, field, None) is not None
+    }
+    return base.replace(**given)
+
+
+def add_logdir_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--logdir", default=DEFAULT_LOGDIR, type=Path,
+        help=f"log root (default: {DEFAULT_LOGDIR})",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="reproduce",
+        description="Reproduce and test \"Why you shouldn't use a linear activation function\".",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    train = commands.add_parser(
+        "train", help="train one configuration", usage="reproduce train [options]",
+        description="Train one configuration and write its run folder.",
+    )
+    add_config_arguments(train)
+    add_logdir_argument(train)
+    train.add_argument("--overwrite", action="store_true", help="replace a completed run")
+    train.add_argument("--quiet", action="store_true", help="no per-epoch progress")
+    train.set_defaults(handler=run_train, parser=train)
+
+    article = commands.add_parser(
+        "article", usage="reproduce article [--logdir LOGDIR]", help="the article reproduction (what `make reproduce` runs)",
+        description="Train the article's configurations, skipping completed runs.",
+    )
+    add_logdir_argument(article)
+    article.set_defaults(handler=run_article, parser=article)
+    return parser
+
+
+def run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    config = _parse_config(args, parser)
+    from reproduce.runs import check_not_complete, check_writable, run_dir
+
+    check_writable(args.logdir)
+    check_not_complete(run_dir(config, args.logdir), args.overwrite)
+    from reproduce.train import train
+
+    result = train(config, args.logdir, overwrite=args.overwrite, verbose=0 if args.quiet else 2)
+    print(f"{result.status}: {result.run_dir}")
+    return 0
+
+
+def run_article(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from reproduce.article import run_article as reproduce_article
+
+    reproduce_article(args.logdir)
+    return 0
+
+
+def _parse_config(args, parser) -> RunConfig:
+    try:
+        return config_from_args(args)
+    except ConfigError as error:
+        parser.error(str(error))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Runs the command line; returns the exit status."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args, args.parser)
+    except ReproduceError as error:
+        print(f"reproduce {args.command}: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,200 @@
+"""Generated and bundled datasets, split and standardised, plus the probe batch.
+
+Nothing here downloads: the 2-D sets are generated from the seed, `digits` ships
+with scikit-learn, and `mnist` is read only from an already cached file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+import numpy as np
+
+from reproduce.config import RunConfig
+from reproduce.errors import DataError
+
+GENERATED_SAMPLES = 1000  # examples of a generated set when `samples` is None
+MNIST_ENV = "REPRODUCE_MNIST"  # optional path to a cached mnist.npz
+MNIST_DEFAULT = Path("~/.keras/datasets/mnist.npz")
+
+
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+    """A train/validation split, standardised with training statistics only.
+
+    Binary sets have `y` of shape (n, 1) in float32 (sigmoid output, binary
+    cross-entropy); multi-class sets have integer `y` of shape (n,) (softmax,
+    sparse categorical cross-entropy).
+    """
+
+    name: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    n_classes: int
+    mean: np.ndarray  # per-feature training mean subtracted from x
+    scale: np.ndarray  # per-feature training std (1 where constant) dividing x
+
+    @property
+    def input_dim(self) -> int:
+        return self.x_train.shape[1]
+
+    @property
+    def is_binary(self) -> bool:
+        return self.n_classes == 2
+
+
+def load_dataset(config: RunConfig, mnist_path: str | Path | None = None) -> Dataset:
+    """Builds the split dataset that `config` describes, deterministically from its seed.
+
+    Raises:
+        DataError: the set cannot be built (too few samples, MNIST not cached).
+    """
+    x, y, n_classes = _load_raw(config, mnist_path)
+    rng = np.random.default_rng(config.seed)
+    n_val = int(round(len(x) * config.validation_fraction))
+    if n_val < 1 or len(x) - n_val < 2:
+        raise DataError(
+            f"{len(x)} samples with validation_fraction={config.validation_fraction} "
+            "leave an empty split; use more samples"
+        )
+    order = rng.permutation(len(x))
+    val_index, train_index = order[:n_val], order[n_val:]
+    x_train, x_val = x[train_index], x[val_index]
+    mean = x_train.mean(axis=0)
+    scale = x_train.std(axis=0)
+    scale[scale == 0] = 1.0
+    if n_classes == 2:
+        y = y.astype(np.float32).reshape(-1, 1)
+    else:
+        y = y.astype(np.int32)
+    return Dataset(
+        name=config.dataset,
+        x_train=((x_train - mean) / scale).astype(np.float32),
+        y_train=y[train_index],
+        x_val=((x_val - mean) / scale).astype(np.float32),
+        y_val=y[val_index],
+        n_classes=n_classes,
+        mean=mean.astype(np.float32),
+        scale=scale.astype(np.float32),
+    )
+
+
+def make_probe(dataset: Dataset, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Returns min(size, training size) training examples chosen by `seed`."""
+    rng = np.random.default_rng([seed, 1])
+    count = min(size, len(dataset.x_train))
+    index = np.sort(rng.choice(len(dataset.x_train), size=count, replace=False))
+    return dataset.x_train[index], dataset.y_train[index]
+
+
+def make_pipelines(dataset: Dataset, batch_size: int, seed: int):
+    """Returns (train, validation) `tf.data` pipelines: shuffled per epoch, batched, prefetched."""
+    import tensorflow as tf
+
+    train = (
+        tf.data.Dataset.from_tensor_slices((dataset.x_train, dataset.y_train))
+        .shuffle(len(dataset.x_train), seed=seed, reshuffle_each_iteration=True)
+        .batch(batch_size)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+    validation = (
+        tf.data.Dataset.from_tensor_slices((dataset.x_val, dataset.y_val))
+        .batch(batch_size)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+    return train, validation
+
+
+def _load_raw(config: RunConfig, mnist_path) -> tuple[np.ndarray, np.ndarray, int]:
+    if config.dataset == "digits":
+        return _subsample(*_load_digits(), config)
+    if config.dataset == "mnist":
+        return _subsample(*_load_mnist(mnist_path), config)
+    samples = config.samples or GENERATED_SAMPLES
+    rng = np.random.default_rng([config.seed, 0])
+    x, y = GENERATORS[config.dataset](samples, rng)
+    x = x + rng.normal(scale=config.noise, size=x.shape)
+    return x.astype(np.float64), y.astype(np.int64), 2
+
+
+def _subsample(x, y, n_classes, config: RunConfig):
+    if config.samples is not None and config.samples < len(x):
+        rng = np.random.default_rng([config.seed, 2])
+        index = np.sort(rng.choice(len(x), size=config.samples, replace=False))
+        x, y = x[index], y[index]
+    return x, y, n_classes
+
+
+def _half_labels(samples: int) -> np.ndarray:
+    return (np.arange(samples) >= samples // 2).astype(np.int64)
+
+
+def _moons(samples, rng):
+    y = _half_labels(samples)
+    angle = rng.uniform(0, np.pi, samples)
+    x = np.where(
+        y[:, None] == 0,
+        np.stack([np.cos(angle), np.sin(angle)], axis=1),
+        np.stack([1 - np.cos(angle), 0.5 - np.sin(angle)], axis=1),
+    )
+    return x, y
+
+
+def _circles(samples, rng):
+    y = _half_labels(samples)
+    angle = rng.uniform(0, 2 * np.pi, samples)
+    radius = np.where(y == 0, 1.0, 0.5)
+    return np.stack([np.cos(angle), np.sin(angle)], axis=1) * radius[:, None], y
+
+
+def _xor(samples, rng):
+    x = rng.uniform(-1, 1, size=(samples, 2))
+    return x, (x[:, 0] * x[:, 1] > 0).astype(np.int64)
+
+
+def _spirals(samples, rng):
+    y = _half_labels(samples)
+    turn = np.sqrt(rng.uniform(0.05, 1, samples)) * 3 * np.pi
+    angle = turn + np.pi * y
+    x = np.stack([np.cos(angle), np.sin(angle)], axis=1) * (turn / (3 * np.pi))[:, None]
+    return x, y
+
+
+def _linear(samples, rng):
+    y = _half_labels(samples)
+    centers = np.where(y[:, None] == 0, -1.0, 1.0) * np.array([1.0, 0.5])
+    return centers + rng.normal(scale=0.4, size=(samples, 2)), y
+
+
+GENERATORS = {
+    "moons": _moons,
+    "circles": _circles,
+    "xor": _xor,
+    "spirals": _spirals,
+    "linear": _linear,
+}
+
+
+def _load_digits():
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    return digits.data.astype(np.float64) / 16.0, digits.target.astype(np.int64), 10
+
+
+def _load_mnist(path):
+    path = Path(path or os.environ.get(MNIST_ENV) or MNIST_DEFAULT).expanduser()
+    if not path.is_file():
+        raise DataError(
+            f"MNIST is not cached at {path}; nothing is downloaded at run time. "
+            f"Copy mnist.npz (as keras.datasets.mnist.load_data saves it) to "
+            f"{MNIST_DEFAULT} or point {MNIST_ENV} to it"
+        )
+    with np.load(path, allow_pickle=False) as data:
+        x = np.concatenate([data["x_train"], data["x_test"]]).reshape(-1, 28 * 28)
+        y = np.concatenate([data["y_train"], data["y_test"]])
+    return x.astype(np.float64) / 255.0, y.astype(np.int64), 10

@@ -1,0 +1,21 @@
+"""Typed errors of the library; only `reproduce.cli` turns them into messages and exit codes."""
+
+
+class ReproduceError(Exception):
+    """Base class of every error the command line reports as a one-line message."""
+
+
+class ConfigError(ReproduceError, ValueError):
+    """A configuration field, sweep file or option has an invalid value."""
+
+
+class DataError(ReproduceError):
+    """A dataset cannot be built or loaded (for example MNIST is not cached)."""
+
+
+class RunExistsError(ReproduceError):
+    """A completed run would be overwritten."""
+
+
+class RunNotFoundError(ReproduceError):
+    """A run folder or log root holds no usable run."""

@@ -1,0 +1,130 @@
+"""`train(config)`: one run, from data to a complete run folder."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+from tensorflow.python.framework import config as tf_config
+
+import callbacks as run_callbacks
+from reproduce import datasets, models, runs
+from reproduce.config import RunConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class RunResult:
+    """What `train` produced."""
+
+    run_dir: Path
+    config: RunConfig
+    history: dict[str, list[float]]  # Keras's History.history
+    status: str  # runs.STATUS_COMPLETE or runs.STATUS_DIVERGED
+    wall_time: float  # seconds from start to the marker
+    steps: int  # optimizer steps taken
+
+    @property
+    def final(self) -> dict[str, float]:
+        """The last epoch's value of every metric."""
+        return {name: values[-1] for name, values in self.history.items() if values}
+
+
+def train(
+    config: RunConfig,
+    logdir: str | Path = "logs",
+    overwrite: bool = False,
+    verbose: int | str = "auto",
+    mnist_path: str | Path | None = None,
+) -> RunResult:
+    """Trains one configuration and writes its run folder.
+
+    The folder gets `config.json`, `probe.npz`, TensorBoard event files in
+    `train/` and `validation/`, `model.keras`, `history.json` and, last, the
+    `COMPLETE` marker.
+
+    Args:
+        config: the run to train.
+        logdir: log root; the run goes to `runs.run_dir(config, logdir)`.
+        overwrite: replace a completed run instead of refusing.
+        verbose: Keras `fit` verbosity (0 silences the per-epoch progress).
+        mnist_path: cached `mnist.npz` for the `mnist` dataset.
+
+    Returns:
+        A `RunResult`.
+
+    Raises:
+        ConfigError: the log root is not writable.
+        DataError: the dataset cannot be built.
+        RunExistsError: the run is complete and `overwrite` is false.
+    """
+    runs.check_writable(logdir)
+    runs.check_not_complete(runs.run_dir(config, logdir), overwrite)
+    dataset = datasets.load_dataset(config, mnist_path)
+    run_dir = runs.prepare_run_dir(config, logdir, overwrite)
+    start = time.perf_counter()
+    _set_up_session(config)
+    if verbose:
+        devices = ", ".join(device.name for device in tf.config.list_logical_devices())
+        print(f"{runs.run_name(config)}: training on {devices}", file=sys.stderr)
+
+    model = models.build_model(config, dataset.input_dim, dataset.n_classes)
+    models.compile_model(model, config, dataset.n_classes)
+    (run_dir / runs.CONFIG_FILE).write_text(config.to_json())
+    probe_x, probe_y = datasets.make_probe(dataset, config.probe_size, config.seed)
+    np.savez(run_dir / runs.PROBE_FILE, x=probe_x, y=probe_y)
+
+    train_data, validation_data = datasets.make_pipelines(dataset, config.batch_size, config.seed)
+    history = model.fit(
+        train_data,
+        validation_data=validation_data,
+        epochs=config.epochs,
+        callbacks=make_callbacks(config, run_dir, (probe_x, probe_y)),
+        verbose=verbose,
+        shuffle=False,  # the pipeline shuffles, seeded
+    )
+    model.save(run_dir / runs.MODEL_FILE)
+    history_values = {
+        name: [float(value) for value in values] for name, values in history.history.items()
+    }
+    (run_dir / runs.HISTORY_FILE).write_text(json.dumps(history_values, indent=2) + "\n")
+    steps = int(model.optimizer.iterations.numpy())
+    status = runs.STATUS_DIVERGED if _diverged(history_values) else runs.STATUS_COMPLETE
+    wall_time = time.perf_counter() - start
+    result = RunResult(run_dir, config, history_values, status, wall_time, steps)
+    runs.write_marker(
+        run_dir,
+        {"status": status, "wall_time_s": round(wall_time, 3), "steps": steps,
+         "epochs": len(history_values.get("loss", [])), "final": result.final},
+    )
+    return result
+
+
+def make_callbacks(config: RunConfig, run_dir: Path, probe) -> list[keras.callbacks.Callback]:
+    """Returns Keras's TensorBoard callback plus ours, all writing into `run_dir`."""
+    return [
+        keras.callbacks.TensorBoard(log_dir=str(run_dir), write_graph=False),
+        run_callbacks.BatchLossLogger(run_dir),
+        keras.callbacks.TerminateOnNaN(),
+    ]
+
+
+def _set_up_session(config: RunConfig) -> None:
+    keras.backend.clear_session()
+    keras.mixed_precision.set_global_policy("mixed_float16" if config.mixed_precision else "float32")
+    keras.utils.set_random_seed(config.seed)
+    # Keras refuses XLA while op determinism is on, so jit runs do without it.
+    if config.jit_compile:
+        tf_config.disable_op_determinism()
+    else:
+        tf.config.experimental.enable_op_determinism()
+
+
+def _diverged(history: dict[str, list[float]]) -> bool:
+    return any(not math.isfinite(value) for value in history.get("loss", []))
