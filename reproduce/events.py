@@ -15,6 +15,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+from google.protobuf.message import DecodeError
 from tensorboard.compat.proto import event_pb2
 from tensorboard.util import tensor_util
 
@@ -92,7 +93,7 @@ def event_files(folder: str | Path) -> list[Path]:
 
 
 def iter_records(path: str | Path):
-    """Yields the data of each TFRecord in `path`; warns and stops at a partial record."""
+    """Yields (offset, data) of each TFRecord in `path`; warns and stops at a partial record."""
     data = Path(path).read_bytes()
     offset, end = 0, len(data)
     while offset < end:
@@ -105,7 +106,7 @@ def iter_records(path: str | Path):
         if stop + _FOOTER_BYTES > end:
             _warn_corrupt(path, offset, "record runs past the end of the file")
             return
-        yield data[start:stop]
+        yield offset, data[start:stop]
         offset = stop + _FOOTER_BYTES
 
 
@@ -125,11 +126,11 @@ def read_events(folder: str | Path) -> EventData:
     plugin_tags: dict[str, set[str]] = {}
     for path in event_files(folder):
         plugin_of_tag: dict[str, str] = {}  # TF2 writes plugin metadata once per tag and file
-        for record in iter_records(path):
+        for offset, record in iter_records(path):
             try:
                 event = event_pb2.Event.FromString(record)
-            except Exception:  # noqa: BLE001 - protobuf raises DecodeError subclasses
-                _warn_corrupt(path, "?", "undecodable event")
+            except DecodeError:
+                _warn_corrupt(path, offset, "undecodable event")
                 break
             if not event.HasField("summary"):
                 continue

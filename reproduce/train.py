@@ -108,9 +108,22 @@ def train(
 
 def make_callbacks(config: RunConfig, run_dir: Path, probe) -> list[keras.callbacks.Callback]:
     """Returns Keras's TensorBoard callback plus ours, all writing into `run_dir`."""
+    probe_options = {
+        "probe": probe,
+        "every_n_steps": config.log_every,
+        "histogram_buckets": config.histogram_buckets,
+        "probe_size": config.probe_size,
+        "seed": config.seed,
+    }
+    loggers = [
+        (config.log_gradients, run_callbacks.GradientLogger),
+        (config.log_weights, run_callbacks.WeightLogger),
+        (config.log_activations, run_callbacks.ActivationLogger),
+    ]
     return [
         keras.callbacks.TensorBoard(log_dir=str(run_dir), write_graph=False),
         run_callbacks.BatchLossLogger(run_dir),
+        *(logger(run_dir, **probe_options) for enabled, logger in loggers if enabled),
         keras.callbacks.TerminateOnNaN(),
     ]
 

@@ -7,11 +7,8 @@ import os
 import keras
 import tensorflow as tf
 
-from tensorboard.plugins.scalar import metadata as scalar_metadata
-
 from callbacks import tags
-
-SCALAR_METADATA = scalar_metadata.create_summary_metadata(display_name="", description="")
+from callbacks.event_writer import EventWriter
 
 
 class BatchLossLogger(keras.callbacks.Callback):
@@ -50,12 +47,11 @@ class BatchLossLogger(keras.callbacks.Callback):
         self._writer = None
         self._buffer = None
         self._logged_step = 0
-        self._write_steps = None
 
     @property
-    def _train_writer(self):
+    def _train_writer(self) -> EventWriter:
         if self._writer is None:
-            self._writer = tf.summary.create_file_writer(os.path.join(self.log_dir, "train"))
+            self._writer = EventWriter(os.path.join(self.log_dir, "train"))
         return self._writer
 
     def on_train_begin(self, logs=None):
@@ -72,7 +68,6 @@ class BatchLossLogger(keras.callbacks.Callback):
             )
         self._install_capture(model, capacity)
         self._logged_step = int(model.optimizer.iterations.numpy())
-        self._write_steps = tf.function(self._write_steps_fn, reduce_retracing=True)
 
     def _install_capture(self, model, capacity):
         buffer = self._buffer
@@ -95,29 +90,16 @@ class BatchLossLogger(keras.callbacks.Callback):
         model.__dict__.pop("compute_loss", None)
         model.train_function = None  # the next fit traces the plain step again
 
-    def _write_steps_fn(self, values, first_step, last_step):
-        capacity = tf.cast(tf.shape(values)[0], tf.int64)
-        with self._train_writer.as_default(), tf.summary.record_if(True):
-            for step in tf.range(first_step, last_step + 1):
-                # `write` keeps the tag free of the loop's name scope ("while/").
-                tf.summary.write(
-                    tags.BATCH_LOSS,
-                    values[(step - 1) % capacity],
-                    step=step,
-                    metadata=SCALAR_METADATA,
-                )
-
     def on_train_batch_end(self, batch, logs=None):
         self._flush_new_steps()
 
     def _flush_new_steps(self):
         step = int(self.model.optimizer.iterations.numpy())
         if step > self._logged_step:
-            self._write_steps(
-                self._buffer.read_value(),
-                tf.constant(self._logged_step + 1, tf.int64),
-                tf.constant(step, tf.int64),
-            )
+            values = self._buffer.numpy()
+            steps = range(self._logged_step + 1, step + 1)
+            self._train_writer.write_scalar_series(
+                tags.BATCH_LOSS, steps, [values[(each - 1) % len(values)] for each in steps])
             self._logged_step = step
 
     def on_train_end(self, logs=None):
@@ -125,4 +107,3 @@ class BatchLossLogger(keras.callbacks.Callback):
         self._remove_capture(self.model)
         if self._writer is not None:
             self._writer.close()
-            self._writer = None

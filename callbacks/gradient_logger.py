@@ -1,0 +1,53 @@
+"""`GradientLogger`: per-variable loss gradients on a fixed probe batch."""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from callbacks import summaries, tags
+from callbacks.probe_logger import ProbeLogger
+
+
+class GradientLogger(ProbeLogger):
+    """Logs the gradient of the loss on a probe batch for every trainable variable.
+
+    Writes, into `<log_dir>/train`, for each trainable variable with
+    `key = variable.path` (e.g. `dense_1/kernel`):
+
+    - histogram `gradients/<key>`: the entries of dLoss/dW,
+    - scalar `gradient_norm/<key>`: its L2 norm,
+
+    and the scalar `gradient_norm/global` over all variables. The loss is the
+    model's compiled loss on the probe in inference mode, so the values are
+    comparable across steps and across models. Logs happen at step 0, every
+    `every_n_steps` optimizer steps and at the end of training; the value at
+    step k describes the weights after k updates.
+
+    Args: see `ProbeLogger`.
+
+    Example:
+
+    ```python
+    model.fit(x, y, epochs=10, callbacks=[
+        keras.callbacks.TensorBoard("logs/run"),
+        GradientLogger("logs/run", probe=(x, y)),
+    ])
+    ```
+    """
+
+    def _prepare(self, model):
+        self._variables = list(model.trainable_variables)
+        keys = [tags.variable_key(variable) for variable in self._variables]
+        scalar_tags = [tags.tag(tags.GRADIENT_NORM, key) for key in keys]
+        return scalar_tags + [tags.GLOBAL_GRADIENT_NORM], [tags.tag(tags.GRADIENTS, key)
+                                                           for key in keys]
+
+    def _compute(self):
+        model = self.model
+        with tf.GradientTape() as tape:
+            loss = self._probe_loss(model, model(self.probe_x, training=False))
+        gradients = tape.gradient(loss, self._variables)
+        gradient_norms = summaries.norms(gradients)
+        global_norm = tf.norm(gradient_norms)
+        return (tf.concat([gradient_norms, [global_norm]], 0),
+                summaries.histograms(gradients, self.histogram_buckets))

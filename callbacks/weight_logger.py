@@ -1,0 +1,64 @@
+"""`WeightLogger`: per-variable weights, their norms and relative updates."""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from callbacks import summaries, tags
+from callbacks.probe_logger import ProbeLogger
+
+
+class WeightLogger(ProbeLogger):
+    """Logs every trainable variable's values, norm and relative update.
+
+    Writes, into `<log_dir>/train`, for each trainable variable with
+    `key = variable.path`:
+
+    - histogram `weights/<key>`,
+    - scalar `weight_norm/<key>`: ||W||,
+    - scalar `update_ratio/<key>`: ||W_now - W_prev|| / ||W_prev|| between
+      two consecutive logs (from the second log of a `fit` on).
+
+    The probe batch is not needed for weights; it is accepted so that all
+    three loggers share one schedule and signature.
+
+    Args: see `ProbeLogger`.
+
+    Example:
+
+    ```python
+    model.fit(x, y, callbacks=[WeightLogger("logs/run", probe=(x, y), every_n_steps=50)])
+    ```
+    """
+
+    def _prepare(self, model):
+        self._variables = list(model.trainable_variables)
+        self._previous = [
+            tf.Variable(tf.zeros(variable.shape, tf.float32), trainable=False)
+            for variable in self._variables
+        ]
+        self._logs_written = 0
+        keys = [tags.variable_key(variable) for variable in self._variables]
+        self._ratio_tags = {tags.tag(tags.UPDATE_RATIO, key) for key in keys}
+        scalar_tags = [tags.tag(tags.WEIGHT_NORM, key) for key in keys]
+        scalar_tags += [tags.tag(tags.UPDATE_RATIO, key) for key in keys]
+        return scalar_tags, [tags.tag(tags.WEIGHTS, key) for key in keys]
+
+    def _compute(self):
+        values = [tf.cast(tf.convert_to_tensor(variable), tf.float32)
+                  for variable in self._variables]
+        previous = [tf.convert_to_tensor(variable) for variable in self._previous]
+        changes = [value - before for value, before in zip(values, previous)]
+        ratios = tf.math.divide_no_nan(summaries.norms(changes), summaries.norms(previous))
+        with tf.control_dependencies([ratios]):
+            for variable, value in zip(self._previous, values):
+                variable.assign(value)
+        return (tf.concat([summaries.norms(values), ratios], 0),
+                summaries.histograms(values, self.histogram_buckets))
+
+    def _log(self, step):
+        super()._log(step)
+        self._logs_written += 1
+
+    def _should_write(self, scalar_tag):
+        return self._logs_written > 0 or scalar_tag not in self._ratio_tags
