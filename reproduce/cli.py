@@ -17,6 +17,7 @@ from reproduce.config import RunConfig
 from reproduce.errors import ConfigError, ReproduceError
 
 DEFAULT_LOGDIR = "logs"
+DEFAULT_EXPERIMENT_DIR = Path(DEFAULT_LOGDIR) / "article"
 EXIT_USAGE = 2
 
 # Flag spelling where it differs from the field name.
@@ -119,6 +120,47 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_logdir_argument(article)
     article.set_defaults(handler=run_article, parser=article)
+
+    plot = commands.add_parser(
+        "plot", help="loss-drop, overview and decision-boundary figures of an experiment",
+        usage="reproduce plot [EXPERIMENT_DIR]",
+        description="Write the figures of an experiment from its run folders.",
+    )
+    plot.add_argument("experiment_dir", nargs="?", type=Path, default=DEFAULT_EXPERIMENT_DIR,
+                      help=f"experiment folder (default: {DEFAULT_EXPERIMENT_DIR})")
+    plot.set_defaults(handler=run_plot, parser=plot)
+
+    report = commands.add_parser(
+        "report", help="the claim-by-claim report of an experiment",
+        usage="reproduce report [EXPERIMENT_DIR]",
+        description="Write REPORT.md and report.json from an experiment's run folders.",
+    )
+    report.add_argument("experiment_dir", nargs="?", type=Path, default=DEFAULT_EXPERIMENT_DIR,
+                        help=f"experiment folder (default: {DEFAULT_EXPERIMENT_DIR})")
+    report.set_defaults(handler=run_report, parser=report)
+
+    compare = commands.add_parser(
+        "compare", help="compare logged gradient histograms across runs",
+        usage="reproduce compare RUN [RUN ...] [--tags GLOB ...] [--steps STEP ...] [--json]",
+        description="Overlay the histograms of several runs layer by layer, and tabulate them.",
+    )
+    compare.add_argument("runs", nargs="+", help="run folders or glob patterns")
+    compare.add_argument("--tags", nargs="+", default=["gradients/*"],
+                         help="histogram tag globs (default: gradients/*)")
+    compare.add_argument("--steps", nargs="+", type=int, default=None,
+                         help="steps to overlay (default: first, middle, last)")
+    compare.add_argument("--out", type=Path, default=None,
+                         help="figure folder (default: <first run's experiment>/compare)")
+    compare.add_argument("--json", action="store_true", help="print the table as JSON")
+    compare.set_defaults(handler=run_compare, parser=compare)
+
+    tensorboard = commands.add_parser(
+        "tensorboard", help="start TensorBoard on 127.0.0.1 with nothing sampled away",
+        usage="reproduce tensorboard [LOGDIR] [--port PORT]",
+    )
+    tensorboard.add_argument("logdir", nargs="?", type=Path, default=Path(DEFAULT_LOGDIR))
+    tensorboard.add_argument("--port", type=int, default=6006)
+    tensorboard.set_defaults(handler=run_tensorboard, parser=tensorboard)
     return parser
 
 
@@ -140,6 +182,36 @@ def run_article(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
 
     reproduce_article(args.logdir)
     return 0
+
+
+def run_plot(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from reproduce.plots import plot_experiment
+
+    for path in plot_experiment(args.experiment_dir):
+        print(path)
+    return 0
+
+
+def run_report(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from reproduce.report import write_report
+
+    for path in write_report(args.experiment_dir):
+        print(path)
+    return 0
+
+
+def run_compare(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from reproduce.compare import compare_runs
+
+    comparison = compare_runs(args.runs, tags=args.tags, steps=args.steps, out_dir=args.out)
+    print(comparison.to_json() if args.json else comparison.format_table())
+    return 0
+
+
+def run_tensorboard(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from reproduce.tensorboard import launch
+
+    return launch(args.logdir, port=args.port)
 
 
 def _parse_config(args, parser) -> RunConfig:

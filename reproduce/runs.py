@@ -54,6 +54,12 @@ def run_name(config: RunConfig) -> str:
     return f"{config.dataset}/{name}"
 
 
+def group_name(config: RunConfig) -> str:
+    """Returns the run name without its seed: the runs of one configuration share it."""
+    dataset, name = run_name(config).split("/")
+    return f"{dataset}/" + name.replace(f"-s{config.seed}", "", 1)
+
+
 def _format_value(value) -> str:
     if isinstance(value, bool):
         return "1" if value else "0"
