@@ -1,0 +1,319 @@
+"""The callbacks' logs, read back from the event files and checked independently."""
+
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from callbacks import ActivationLogger, BatchLossLogger, GradientLogger, WeightLogger, tags
+from reproduce import events
+from reproduce.config import TEST_CONFIG
+from reproduce.train import train
+
+VARIABLES = [f"{layer}/{kind}" for layer in ("dense_1", "dense_2", "output")
+             for kind in ("kernel", "bias")]
+ACTS = ["act_1", "act_2"]
+
+
+@pytest.fixture(scope="module")
+def linear_run(tmp_path_factory):
+    return train(TEST_CONFIG.replace(activation="linear"), tmp_path_factory.mktemp("logs"),
+                 verbose=0)
+
+
+@pytest.fixture(scope="module")
+def dead_relu_run(tmp_path_factory):
+    # A large step with He initialisation kills some ReLU units of this tiny net.
+    config = TEST_CONFIG.replace(activation="relu", learning_rate=0.3, initializer="he_normal",
+                                 epochs=3)
+    return train(config, tmp_path_factory.mktemp("logs"), verbose=0)
+
+
+def _load(run):
+    model = keras.saving.load_model(run.run_dir / "model.keras")
+    with np.load(run.run_dir / "probe.npz", allow_pickle=False) as probe:
+        return model, probe["x"], probe["y"]
+
+
+def test_exact_set_of_tags_for_two_layer_model(tiny_run):
+    train_events = events.read_run(tiny_run.run_dir).train
+    expected_scalars = {"batch_loss", "epoch_loss", "epoch_accuracy", "epoch_learning_rate",
+                        tags.GLOBAL_GRADIENT_NORM}
+    for kind in (tags.GRADIENT_NORM, tags.WEIGHT_NORM, tags.UPDATE_RATIO):
+        expected_scalars |= {f"{kind}/{key}" for key in VARIABLES}
+    for kind in (tags.DEAD_FRACTION, tags.SATURATED_FRACTION):
+        expected_scalars |= {f"{kind}/{act}" for act in ACTS}
+    expected_histograms = {f"{kind}/{key}" for kind in (tags.GRADIENTS, tags.WEIGHTS)
+                           for key in VARIABLES}
+    expected_histograms |= {f"{kind}/{act}" for act in ACTS for kind in (
+        tags.PREACTIVATIONS, tags.ACTIVATIONS, tags.ACTIVATION_DERIVATIVE,
+        tags.BACKPROP_GRADIENTS)}
+    assert set(train_events.scalars) == expected_scalars
+    assert set(train_events.histograms) == expected_histograms
+
+
+def test_logs_at_step_zero_and_end(tiny_run):
+    train_events = events.read_run(tiny_run.run_dir).train
+    for tag in (tags.GLOBAL_GRADIENT_NORM, "weight_norm/dense_1/kernel", "dead_fraction/act_1"):
+        steps = train_events.scalars[tag].steps
+        assert steps[0] == 0 and steps[-1] == tiny_run.steps and len(set(steps)) == len(steps)
+    # The relative update needs a previous log, so it starts at the second one.
+    ratio_steps = train_events.scalars["update_ratio/dense_1/kernel"].steps
+    assert ratio_steps[0] > 0 and ratio_steps[-1] == tiny_run.steps
+
+
+def test_final_gradients_equal_independent_gradient_tape(tiny_run):
+    model, x, y = _load(tiny_run)
+    with tf.GradientTape() as tape:
+        loss = keras.losses.BinaryCrossentropy()(y, model(x, training=False))
+    gradients = tape.gradient(loss, model.trainable_variables)
+    train_events = events.read_run(tiny_run.run_dir).train
+    for variable, gradient in zip(model.trainable_variables, gradients):
+        logged = train_events.scalars[f"gradient_norm/{variable.path}"]
+        np.testing.assert_allclose(logged.values[-1], np.linalg.norm(gradient), rtol=1e-5)
+    global_norm = np.sqrt(sum(np.sum(np.square(gradient)) for gradient in gradients))
+    np.testing.assert_allclose(
+        train_events.scalars[tags.GLOBAL_GRADIENT_NORM].values[-1], global_norm, rtol=1e-5)
+
+    kernel_gradient = gradients[0].numpy()
+    histogram = train_events.histograms["gradients/dense_1/kernel"].at(tiny_run.steps)
+    assert histogram.shape == (30, 3)
+    assert histogram[:, 2].sum() == kernel_gradient.size
+    np.testing.assert_allclose(histogram[0, 0], kernel_gradient.min(), rtol=1e-5)
+    np.testing.assert_allclose(histogram[-1, 1], kernel_gradient.max(), rtol=1e-5)
+
+
+def test_final_weights_and_activations_match_saved_model(tiny_run):
+    model, x, _ = _load(tiny_run)
+    train_events = events.read_run(tiny_run.run_dir).train
+    kernel = model.get_layer("dense_2").kernel.numpy()
+    np.testing.assert_allclose(
+        train_events.scalars["weight_norm/dense_2/kernel"].values[-1],
+        np.linalg.norm(kernel), rtol=1e-5)
+    z = keras.Model(model.input, model.get_layer("dense_1").output)(x).numpy()
+    histogram = train_events.histograms["preactivations/act_1"].at(tiny_run.steps)
+    assert histogram[:, 2].sum() == z.size
+    np.testing.assert_allclose([histogram[0, 0], histogram[-1, 1]], [z.min(), z.max()],
+                               rtol=1e-5)
+
+
+def test_linear_activation_derivative_is_exactly_one_everywhere(linear_run):
+    train_events = events.read_run(linear_run.run_dir).train
+    for act in ACTS:
+        series = train_events.histograms[f"activation_derivative/{act}"]
+        assert len(series.steps) >= 2
+        for buckets in series.buckets:
+            # Constant data: every bucket has left == right == 1.0.
+            np.testing.assert_array_equal(buckets[:, :2], 1.0)
+            assert buckets[:, 2].sum() == TEST_CONFIG.probe_size * TEST_CONFIG.width
+        assert set(train_events.scalars[f"dead_fraction/{act}"].values) == {0.0}
+        assert set(train_events.scalars[f"saturated_fraction/{act}"].values) == {0.0}
+
+
+def test_relu_dead_fraction_equals_numpy_on_probe(dead_relu_run):
+    model, x, _ = _load(dead_relu_run)
+    train_events = events.read_run(dead_relu_run.run_dir).train
+    fractions = []
+    for index in (1, 2):
+        z = keras.Model(model.input, model.get_layer(f"dense_{index}").output)(x).numpy()
+        expected = np.mean(np.all(z <= 0, axis=0))
+        logged = train_events.scalars[f"dead_fraction/act_{index}"].values[-1]
+        assert logged == pytest.approx(expected, abs=1e-7)
+        fractions.append(expected)
+        derivative = (z > 0).astype(np.float32)
+        saturated = np.mean(derivative < 0.01 * derivative.max())
+        assert train_events.scalars[f"saturated_fraction/act_{index}"].values[-1] == (
+            pytest.approx(saturated, abs=1e-7))
+    assert max(fractions) > 0, "the configuration is meant to have dead units"
+
+
+@pytest.mark.parametrize("steps_per_execution, expected_steps", [
+    (1, [0, 2, 4, 6, 8, 10, 12]),
+    # 4 steps per epoch: executions end at 4, 8, 12, the first batch ends past each multiple of 2.
+    (8, [0, 4, 8, 12]),
+])
+def test_logged_steps_are_optimizer_steps(tmp_path, steps_per_execution, expected_steps):
+    config = TEST_CONFIG.replace(epochs=3, log_every=2, steps_per_execution=steps_per_execution)
+    result = train(config, tmp_path, verbose=0)
+    train_events = events.read_run(result.run_dir).train
+    assert result.steps == 12
+    for tag in (tags.GLOBAL_GRADIENT_NORM, "weight_norm/output/bias", "dead_fraction/act_2"):
+        assert train_events.scalars[tag].steps.tolist() == expected_steps
+    assert train_events.histograms["gradients/dense_1/kernel"].steps.tolist() == expected_steps
+    assert train_events.scalars["batch_loss"].steps.tolist() == list(range(1, 13))
+
+
+def test_same_values_whatever_steps_per_execution(tmp_path):
+    config = TEST_CONFIG.replace(epochs=3, log_every=4)
+    one = train(config.replace(steps_per_execution=1), tmp_path / "a", verbose=0)
+    eight = train(config.replace(steps_per_execution=8), tmp_path / "b", verbose=0)
+    first = events.read_run(one.run_dir).train.scalars[tags.GLOBAL_GRADIENT_NORM]
+    second = events.read_run(eight.run_dir).train.scalars[tags.GLOBAL_GRADIENT_NORM]
+    assert first.steps.tolist() == second.steps.tolist() == [0, 4, 8, 12]
+    np.testing.assert_allclose(first.values, second.values, rtol=1e-5)
+
+
+def test_mixed_precision_logs_float32_values(tmp_path):
+    result = train(TEST_CONFIG.replace(mixed_precision=True), tmp_path, verbose=0)
+    train_events = events.read_run(result.run_dir).train
+    assert np.all(np.isfinite(train_events.scalars[tags.GLOBAL_GRADIENT_NORM].values))
+    histogram = train_events.histograms["activations/act_1"].at(result.steps)
+    assert histogram[:, 2].sum() == TEST_CONFIG.probe_size * TEST_CONFIG.width
+    keras.mixed_precision.set_global_policy("float32")
+
+
+def test_jit_compiled_training_still_logs_everything(tmp_path):
+    result = train(TEST_CONFIG.replace(jit_compile=True), tmp_path, verbose=0)
+    train_events = events.read_run(result.run_dir).train
+    assert train_events.histograms["gradients/dense_1/kernel"].steps[-1] == result.steps
+    assert train_events.scalars["batch_loss"].steps.tolist() == list(range(1, result.steps + 1))
+
+
+def _small_model():
+    inputs = keras.Input((3,))
+    hidden = keras.layers.Dense(5, activation="relu", name="hidden")(inputs)
+    reshaped = keras.layers.Reshape((5, 1))(hidden)
+    conv = keras.layers.Conv1D(2, 3, activation="tanh", name="conv")(reshaped)
+    outputs = keras.layers.Dense(1, activation="sigmoid", name="output")(
+        keras.layers.Flatten()(conv))
+    model = keras.Model(inputs, outputs)
+    model.compile(optimizer="sgd", loss="binary_crossentropy")
+    return model
+
+
+def _toy_data(count=32):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(count, 3)).astype("float32")
+    return x, (x[:, :1] > 0).astype("float32")
+
+
+def test_activation_logger_handles_dense_with_own_activation_and_skips_others(tmp_path):
+    keras.utils.set_random_seed(0)
+    model = _small_model()
+    x, y = _toy_data()
+    with pytest.warns(UserWarning, match=r"cannot log layers conv; skipped"):
+        model.fit(x, y, epochs=1, batch_size=8, verbose=0,
+                  callbacks=[ActivationLogger(tmp_path, probe=(x, y))])
+    train_events = events.read_events(tmp_path / "train")
+    assert set(train_events.histograms) == {
+        f"{kind}/hidden" for kind in ("preactivations", "activations", "activation_derivative",
+                                      "backprop_gradients")}
+    layer = model.get_layer("hidden")
+    z = x @ layer.kernel.numpy() + layer.bias.numpy()
+    histogram = train_events.histograms["preactivations/hidden"].at(4)
+    np.testing.assert_allclose([histogram[0, 0], histogram[-1, 1]], [z.min(), z.max()],
+                               rtol=1e-5)
+    assert train_events.scalars["dead_fraction/hidden"].at(4) == pytest.approx(
+        np.mean(np.all(z <= 0, axis=0)))
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"every_n_steps": 0}, r"`every_n_steps` must be a positive integer.*every_n_steps=0"),
+    ({"every_n_steps": 2.5}, r"every_n_steps=2.5"),
+    ({"histogram_buckets": 0}, r"histogram_buckets=0"),
+    ({"probe": np.zeros((4, 3))}, r"`probe` must be a pair \(x, y\)"),
+    ({"probe": (np.zeros((4, 3)), np.zeros((5, 1)))}, r"same number of examples.*\(4, 3\).*\(5, 1\)"),
+    ({"probe": (np.zeros(4), np.zeros(4))}, r"shape \(examples, features...\)"),
+])
+def test_invalid_arguments_fail_early(kwargs, message):
+    arguments = {"log_dir": "unused", "probe": _toy_data(), **kwargs}
+    for logger in (GradientLogger, WeightLogger, ActivationLogger):
+        with pytest.raises(ValueError, match=message):
+            logger(**arguments)
+
+
+def test_probe_of_wrong_feature_shape_is_refused_at_fit(tmp_path):
+    model = _small_model()
+    x, y = _toy_data()
+    with pytest.raises(ValueError, match=r"example shape \(4,\) but .* expects \(3,\)"):
+        model.fit(x, y, epochs=1, verbose=0, callbacks=[
+            GradientLogger(tmp_path, probe=(np.zeros((8, 4)), y[:8]))])
+    assert not (tmp_path / "train").exists()
+
+
+def test_probe_longer_than_probe_size_is_subsampled_by_seed():
+    x, y = _toy_data(100)
+    first = GradientLogger("unused", probe=(x, y), probe_size=10, seed=1)
+    again = GradientLogger("unused", probe=(x, y), probe_size=10, seed=1)
+    assert first.probe_x.shape == (10, 3)
+    np.testing.assert_array_equal(first.probe_x, again.probe_x)
+
+
+def test_callbacks_reused_on_second_fit_leave_first_logs_intact(tmp_path):
+    keras.utils.set_random_seed(0)
+    model = _small_model()
+    x, y = _toy_data()
+    loggers = [BatchLossLogger(tmp_path),
+               GradientLogger(tmp_path, probe=(x, y), every_n_steps=4),
+               WeightLogger(tmp_path, probe=(x, y), every_n_steps=4)]
+    model.fit(x, y, epochs=1, batch_size=8, verbose=0, callbacks=loggers)
+    first_files = {path: path.read_bytes() for path in events.event_files(tmp_path / "train")}
+    model.fit(x, y, epochs=1, batch_size=8, verbose=0, callbacks=loggers)
+    assert all(path.read_bytes() == data for path, data in first_files.items())
+    assert len(events.event_files(tmp_path / "train")) == 2 * len(first_files)
+    train_events = events.read_events(tmp_path / "train")
+    assert train_events.scalars["batch_loss"].steps.tolist() == list(range(1, 9))
+    assert train_events.scalars[tags.GLOBAL_GRADIENT_NORM].steps.tolist() == [0, 4, 4, 8]
+    # The plain train step is back after fit: no capture is left on the model.
+    assert "compute_loss" not in model.__dict__
+
+
+MIRRORED_SCRIPT = textwrap.dedent("""
+    import sys
+    import numpy as np
+    import tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(
+        cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()])
+    import keras
+    from callbacks import ActivationLogger, BatchLossLogger, GradientLogger, WeightLogger
+    from reproduce import datasets, models
+    from reproduce.config import TEST_CONFIG
+    # Keras 3.15 itself fails under MirroredStrategy with steps_per_execution > 1.
+    config = TEST_CONFIG.replace(steps_per_execution=1)
+    log_dir = sys.argv[1]
+    keras.utils.set_random_seed(0)
+    data = datasets.load_dataset(TEST_CONFIG)
+    probe = datasets.make_probe(data, 32, 0)
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    assert strategy.num_replicas_in_sync == 2
+    with strategy.scope():
+        model = models.build_model(config, data.input_dim, data.n_classes)
+        models.compile_model(model, config, data.n_classes)
+    model.fit(data.x_train, data.y_train, batch_size=16, epochs=2, verbose=0, shuffle=False,
+              callbacks=[BatchLossLogger(log_dir), GradientLogger(log_dir, probe=probe),
+                         WeightLogger(log_dir, probe=probe), ActivationLogger(log_dir, probe=probe)])
+    model.save(log_dir + "/model.keras")
+    np.savez(log_dir + "/probe.npz", x=probe[0], y=probe[1])
+    np.save(log_dir + "/x.npy", data.x_train)
+    np.save(log_dir + "/y.npy", data.y_train)
+""")
+
+
+def test_mirrored_strategy_writes_one_copy_of_each_summary(tmp_path):
+    result = subprocess.run([sys.executable, "-c", MIRRORED_SCRIPT, str(tmp_path)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    train_events = events.read_events(tmp_path / "train")
+    for series in [*train_events.scalars.values(), *train_events.histograms.values()]:
+        assert len(set(series.steps.tolist())) == len(series.steps)
+    assert train_events.scalars["batch_loss"].steps.tolist() == list(range(1, 9))
+    model = keras.saving.load_model(tmp_path / "model.keras")
+    probe = np.load(tmp_path / "probe.npz")
+    with tf.GradientTape() as tape:
+        loss = keras.losses.BinaryCrossentropy()(probe["y"], model(probe["x"]))
+    gradients = tape.gradient(loss, model.trainable_variables)
+    norm = np.sqrt(sum(np.sum(np.square(gradient)) for gradient in gradients))
+    np.testing.assert_allclose(
+        train_events.scalars[tags.GLOBAL_GRADIENT_NORM].values[-1], norm, rtol=1e-5)
+    # Step 1's loss is the first global batch's (both replicas' halves) under the initial weights.
+    from reproduce import models
+
+    x, y = np.load(tmp_path / "x.npy"), np.load(tmp_path / "y.npy")
+    initial = models.build_model(TEST_CONFIG, x.shape[1], 2)
+    first_loss = keras.losses.BinaryCrossentropy()(y[:16], initial(x[:16]))
+    np.testing.assert_allclose(train_events.scalars["batch_loss"].values[0], first_loss, rtol=1e-5)
