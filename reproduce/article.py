@@ -1,35 +1,50 @@
-"""The article reproduction: the main job behind `make reproduce`."""
+"""The article reproduction, end to end: sweep, figures, report (`make reproduce`)."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
-from reproduce import runs
-from reproduce.config import RunConfig
-
-ARTICLE_CONFIGS = (
-    RunConfig(dataset="moons", activation="linear"),
-    RunConfig(dataset="moons", activation="relu"),
-)
+from reproduce import sweep as sweep_module
+from reproduce.sweep import Sweep, SweepSummary, format_duration
 
 
-def run_article(logdir: str | Path) -> list[Path]:
-    """Trains the article's configurations (skipping completed runs) and prints where they are."""
-    from reproduce.train import train
+def run_sweep(sweep: Sweep, logdir, jobs: int | None = None) -> SweepSummary:
+    """Runs `sweep` and writes the experiment-level TensorBoard summaries (HParams, layout)."""
+    from reproduce.tensorboard import write_experiment_summaries
 
-    runs.check_writable(logdir)
-    run_dirs = []
-    for index, config in enumerate(ARTICLE_CONFIGS, start=1):
-        path = runs.run_dir(config, logdir)
-        prefix = f"[{index}/{len(ARTICLE_CONFIGS)}] {runs.run_name(config)}"
-        if runs.is_complete(path):
-            print(f"{prefix}  already complete, skipped", flush=True)
-        else:
-            result = train(config, logdir, verbose=0)
-            final = result.final
-            print(f"{prefix}  val_acc={final.get('val_accuracy', float('nan')):.3f}  "
-                  f"{result.wall_time:.1f}s", flush=True)
-        run_dirs.append(path)
-    root = runs.experiment_dir(logdir, ARTICLE_CONFIGS[0].experiment)
-    print(f"\nLogs: {root}\nOpen them with: tensorboard --logdir {root} --host 127.0.0.1")
-    return run_dirs
+    summary = sweep_module.run_all(sweep, logdir, jobs=jobs)
+    print(summary.describe(), flush=True)
+    write_experiment_summaries(summary.experiment_dir, sweep.configs())
+    return summary
+
+
+def run_article(logdir, jobs: int | None = None, sweep: Sweep | None = None) -> Path:
+    """Runs the article sweep (skipping completed runs), then its figures and report.
+
+    Returns:
+        The experiment folder.
+    """
+    from reproduce.plots import plot_experiment
+    from reproduce.report import write_report
+
+    start = time.perf_counter()
+    sweep = sweep or sweep_module.load_sweep()
+    summary = run_sweep(sweep, logdir, jobs)
+    root = summary.experiment_dir
+    figures_start = time.perf_counter()
+    figures = plot_experiment(root)
+    report_start = time.perf_counter()
+    report_paths = write_report(root)
+    end = time.perf_counter()
+    print(
+        f"\nTimes: sweep {format_duration(figures_start - start)}, figures "
+        f"{format_duration(report_start - figures_start)}, report "
+        f"{format_duration(end - report_start)}, total {format_duration(end - start)}\n"
+        f"Report:  {report_paths[0]}  (and {report_paths[1].name})\n"
+        f"Figures: {root / 'figures'}  ({len(figures)} PNGs)\n"
+        f"Logs:    {root}\n"
+        f"Open them with: tensorboard --logdir {root} --host 127.0.0.1 "
+        f"--samples_per_plugin scalars=0,histograms=0,images=0   (or: make tensorboard)"
+    )
+    return root

@@ -97,6 +97,29 @@ def add_logdir_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("sweep_file", nargs="?", type=Path, default=None, metavar="SWEEP.toml",
+                        help="sweep file (default: the packaged article sweep)")
+    add_logdir_argument(parser)
+    parser.add_argument("--activations", nargs="+", choices=config_module.ACTIVATIONS,
+                        metavar="A", help="override the grid's activations")
+    parser.add_argument("--datasets", nargs="+", choices=config_module.DATASETS,
+                        metavar="D", help="override the grid's datasets")
+    parser.add_argument("--seeds", nargs="+", type=int, metavar="S",
+                        help="override the grid's seeds")
+    parser.add_argument("--jobs", type=int, default=None,
+                        help="parallel worker processes (default: one per core)")
+
+
+def load_sweep_from_args(args: argparse.Namespace):
+    from reproduce.sweep import load_sweep
+
+    if args.jobs is not None and args.jobs < 1:
+        raise ConfigError(f"--jobs must be at least 1, got {args.jobs}")
+    return load_sweep(args.sweep_file).with_grid(
+        activation=args.activations, dataset=args.datasets, seed=args.seeds)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="reproduce",
@@ -114,11 +137,24 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--quiet", action="store_true", help="no per-epoch progress")
     train.set_defaults(handler=run_train, parser=train)
 
-    article = commands.add_parser(
-        "article", usage="reproduce article [--logdir LOGDIR]", help="the article reproduction (what `make reproduce` runs)",
-        description="Train the article's configurations, skipping completed runs.",
+    sweep = commands.add_parser(
+        "sweep", help="train every configuration of a sweep file, resumably",
+        usage="reproduce sweep [SWEEP.toml] [--logdir DIR] [--activations A ...] "
+              "[--datasets D ...] [--seeds S ...] [--jobs N]",
+        description="Train every combination of a sweep file's [grid] (default: the "
+                    "article sweep), skipping completed runs.",
     )
-    add_logdir_argument(article)
+    add_sweep_arguments(sweep)
+    sweep.set_defaults(handler=run_sweep, parser=sweep)
+
+    article = commands.add_parser(
+        "article", help="the article reproduction: sweep, figures, report (`make reproduce`)",
+        usage="reproduce article [SWEEP.toml] [--logdir DIR] [--activations A ...] "
+              "[--datasets D ...] [--seeds S ...] [--jobs N]",
+        description="Run the article sweep (skipping completed runs), then write its "
+                    "figures and REPORT.md.",
+    )
+    add_sweep_arguments(article)
     article.set_defaults(handler=run_article, parser=article)
 
     plot = commands.add_parser(
@@ -177,10 +213,25 @@ def run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     return 0
 
 
+def run_sweep(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from reproduce.article import run_sweep as train_sweep
+    from reproduce.runs import check_writable
+
+    sweep = load_sweep_from_args(args)
+    check_writable(args.logdir)
+    summary = train_sweep(sweep, args.logdir, args.jobs)
+    print(f"Logs: {summary.experiment_dir}\n"
+          f"Open them with: reproduce tensorboard {summary.experiment_dir}")
+    return 1 if summary.failed else 0
+
+
 def run_article(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from reproduce.article import run_article as reproduce_article
+    from reproduce.runs import check_writable
 
-    reproduce_article(args.logdir)
+    sweep = load_sweep_from_args(args)
+    check_writable(args.logdir)
+    reproduce_article(args.logdir, args.jobs, sweep)
     return 0
 
 

@@ -64,7 +64,7 @@ def _format_value(value) -> str:
     if isinstance(value, bool):
         return "1" if value else "0"
     if isinstance(value, float):
-        return f"{value:g}"
+        return f"{value:g}".replace("+", "")  # 1e+06 -> 1e06
     return str(value).lower()
 
 

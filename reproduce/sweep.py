@@ -1,0 +1,253 @@
+"""Sweeps: a TOML grid of configurations, run resumably, in parallel processes.
+
+A sweep file has a top-level `experiment`, a `[grid]` table whose lists are
+combined (every combination is one run) and a `[fixed]` table applied to
+every run; all keys are `RunConfig` field names.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import itertools
+import multiprocessing
+import os
+import sys
+import time
+import tomllib
+from importlib import resources
+from pathlib import Path
+
+from reproduce import runs
+from reproduce.config import RunConfig, field_names
+from reproduce.errors import ConfigError
+
+DEFAULT_SWEEP = "article.toml"
+SWEEP_KEYS = ("experiment", "grid", "fixed")
+
+
+@dataclasses.dataclass(frozen=True)
+class Sweep:
+    """A grid of configurations."""
+
+    experiment: str
+    grid: dict[str, list]  # field -> values; every combination is one run
+    fixed: dict  # field -> value shared by every run
+
+    def configs(self) -> list[RunConfig]:
+        """Returns one validated config per grid combination, in file order.
+
+        Raises:
+            ConfigError: a combination is not a valid `RunConfig`.
+        """
+        names = list(self.grid)
+        configs = []
+        for values in itertools.product(*(self.grid[name] for name in names)):
+            fields = {**self.fixed, "experiment": self.experiment, **dict(zip(names, values))}
+            try:
+                configs.append(RunConfig.from_dict(fields))
+            except ConfigError as error:
+                raise ConfigError(f"sweep: {error}") from None
+        return configs
+
+    def with_grid(self, **overrides) -> "Sweep":
+        """Returns a copy whose grid entries are replaced by the non-empty `overrides`."""
+        grid = dict(self.grid)
+        grid.update({name: list(values) for name, values in overrides.items() if values})
+        sweep = dataclasses.replace(self, grid=grid)
+        sweep.configs()  # validates
+        return sweep
+
+
+def default_sweep_path():
+    """The article sweep shipped inside the package (found by non-editable installs too)."""
+    return resources.files("reproduce.sweeps").joinpath(DEFAULT_SWEEP)
+
+
+def load_sweep(path=None) -> Sweep:
+    """Reads a sweep file (the packaged article sweep when `path` is None).
+
+    Raises:
+        ConfigError: the file is missing, not TOML, or has unknown keys or bad values.
+    """
+    source = default_sweep_path() if path is None else Path(path)
+    try:
+        text = source.read_text()
+    except OSError as error:
+        raise ConfigError(f"cannot read sweep file {str(path)!r}: {error.strerror}") from None
+    try:
+        table = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"sweep file {source} is not valid TOML: {error}") from None
+    _check_keys(table, SWEEP_KEYS, "top level")
+    grid, fixed = table.get("grid", {}), table.get("fixed", {})
+    if not isinstance(grid, dict) or not isinstance(fixed, dict):
+        raise ConfigError(f"sweep file {source}: [grid] and [fixed] must be tables")
+    _check_keys(grid, field_names(), "[grid]")
+    _check_keys(fixed, field_names(), "[fixed]")
+    for name, values in grid.items():
+        if not isinstance(values, list) or not values:
+            raise ConfigError(f"sweep file {source}: [grid] {name} must be a non-empty list")
+    sweep = Sweep(table.get("experiment", RunConfig().experiment), grid, fixed)
+    sweep.configs()
+    return sweep
+
+
+def _check_keys(table: dict, valid, where: str) -> None:
+    unknown = sorted(set(table) - set(valid))
+    if unknown:
+        raise ConfigError(
+            f"unknown sweep key(s) {', '.join(map(repr, unknown))} in {where}; "
+            f"valid keys: {', '.join(valid)}"
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class RunOutcome:
+    """How one run of a sweep ended."""
+
+    name: str
+    status: str  # complete, diverged, skipped (already complete) or failed
+    seconds: float
+    final: dict
+    error: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepSummary:
+    experiment_dir: Path
+    outcomes: list[RunOutcome]
+    seconds: float
+    jobs: int
+
+    @property
+    def trained(self) -> list[RunOutcome]:
+        return [outcome for outcome in self.outcomes
+                if outcome.status in (runs.STATUS_COMPLETE, runs.STATUS_DIVERGED)]
+
+    @property
+    def failed(self) -> list[RunOutcome]:
+        return [outcome for outcome in self.outcomes if outcome.status == "failed"]
+
+    def describe(self) -> str:
+        trained = self.trained
+        skipped = len(self.outcomes) - len(trained) - len(self.failed)
+        line = (f"{len(self.outcomes)} runs: {len(trained)} trained, {skipped} already complete, "
+                f"{len(self.failed)} failed, in {format_duration(self.seconds)} with "
+                f"{self.jobs} job(s)")
+        if trained:
+            mean = sum(outcome.seconds for outcome in trained) / len(trained)
+            line += (f"; {mean:.1f} s per run in its worker, "
+                     f"{self.seconds / len(trained):.1f} s per run of wall time")
+        return line
+
+
+def format_duration(seconds: float) -> str:
+    minutes, seconds = divmod(int(round(seconds)), 60)
+    return f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"
+
+
+def run_all(sweep: Sweep, logdir, jobs: int | None = None, verbose: int = 0) -> SweepSummary:
+    """Trains every configuration of `sweep` that has no completed run yet.
+
+    Completed (and diverged) runs are skipped, interrupted ones are redone,
+    a failing run is reported and the sweep goes on. With `jobs` > 1, runs go
+    to that many worker processes (each with one TensorFlow thread); the
+    default is one per core.
+
+    Returns:
+        A `SweepSummary`; its `describe()` line gives the wall time and time per run.
+    """
+    runs.check_writable(logdir)
+    configs = sweep.configs()
+    jobs = max(1, min(jobs or os.cpu_count() or 1, len(configs)))
+    start = time.perf_counter()
+    progress = _Progress(len(configs), start)
+    outcomes: dict[int, RunOutcome] = {}
+    pending = []
+    for index, config in enumerate(configs, start=1):
+        if runs.is_complete(runs.run_dir(config, logdir)):
+            outcomes[index] = RunOutcome(runs.run_name(config), "skipped", 0.0, {})
+            progress.report(index, outcomes[index])
+        else:
+            pending.append((index, config))
+    progress.pending = len(pending)
+    if jobs == 1 or len(pending) <= 1:
+        for index, config in pending:
+            progress.start(index, runs.run_name(config))
+            outcomes[index] = train_one(config.to_json(), str(logdir), verbose)
+            progress.report(index, outcomes[index])
+    elif pending:
+        context = multiprocessing.get_context("spawn")  # TensorFlow is not fork-safe
+        with concurrent.futures.ProcessPoolExecutor(
+            jobs, mp_context=context, initializer=_init_worker
+        ) as pool:
+            futures = {}
+            for index, config in pending:
+                futures[pool.submit(train_one, config.to_json(), str(logdir), 0)] = index
+            for future in concurrent.futures.as_completed(futures):
+                index = futures[future]
+                outcomes[index] = future.result()
+                progress.report(index, outcomes[index])
+    return SweepSummary(
+        experiment_dir=runs.experiment_dir(logdir, sweep.experiment),
+        outcomes=[outcomes[index] for index in sorted(outcomes)],
+        seconds=time.perf_counter() - start,
+        jobs=jobs,
+    )
+
+
+class _Progress:
+    """One line per run as it starts and ends, with an ETA from the finished runs' pace."""
+
+    def __init__(self, total: int, start: float):
+        self.total = total
+        self.start_time = start
+        self.pending = 0
+        self.finished = 0
+
+    def start(self, index: int, name: str) -> None:
+        print(f"[{index}/{self.total}] {name}  started", flush=True)
+
+    def report(self, index: int, outcome: RunOutcome) -> None:
+        prefix = f"[{index}/{self.total}] {outcome.name}"
+        if outcome.status == "skipped":
+            print(f"{prefix}  already complete, skipped", flush=True)
+            return
+        self.finished += 1
+        elapsed = time.perf_counter() - self.start_time
+        remaining = self.pending - self.finished
+        eta = f"  ETA {format_duration(elapsed / self.finished * remaining)}" if remaining else ""
+        if outcome.status == "failed":
+            detail = f"FAILED: {outcome.error}"
+        else:
+            accuracy = outcome.final.get("val_accuracy", float("nan"))
+            detail = f"val_acc={accuracy:.3f}"
+            if outcome.status == runs.STATUS_DIVERGED:
+                detail += "  DIVERGED (NaN loss)"
+        print(f"{prefix}  {detail}  {outcome.seconds:.1f}s{eta}", flush=True)
+
+
+def _init_worker() -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    # One thread per worker: the workers already use every core.
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+
+
+def train_one(config_json: str, logdir: str, verbose: int = 0) -> RunOutcome:
+    """Trains one configuration (in a worker or in-process); errors become a failed outcome."""
+    config = RunConfig.from_json(config_json)
+    name = runs.run_name(config)
+    start = time.perf_counter()
+    try:
+        from reproduce.train import train
+
+        result = train(config, logdir, verbose=verbose)
+    except Exception as error:  # noqa: BLE001 - one bad run must not stop the sweep
+        print(f"{name}: {type(error).__name__}: {error}", file=sys.stderr, flush=True)
+        return RunOutcome(name, "failed", time.perf_counter() - start, {},
+                          f"{type(error).__name__}: {error}")
+    return RunOutcome(name, result.status, result.wall_time, result.final)
