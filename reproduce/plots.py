@@ -1,0 +1,483 @@
+"""Loss-drop, overview and decision-boundary figures of an experiment.
+
+`plot_experiment(experiment_dir)` reads the completed runs under the folder
+(curves from their event files, boundaries from their saved models: nothing
+is retrained) and writes, beside the runs:
+
+    figures/loss_drop/<dataset>/<group>.png  one configuration, every seed: batch loss
+                                             raw and smoothed, validation loss per epoch
+    figures/overview.png                     datasets x activations: mean smoothed batch loss
+    figures/overlay_<dataset>.png            the activations of one dataset on one axes
+    figures/boundary_<dataset>.png           decision boundaries of a 2-D dataset
+    figures/events.out.tfevents.*            the same images for TensorBoard's Images tab
+
+From the command line: `reproduce plot logs/article`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import warnings
+from collections.abc import Iterable
+from pathlib import Path
+
+import keras
+import matplotlib
+import numpy as np
+import tensorflow as tf
+
+matplotlib.use("Agg")  # writes files only, so it runs without a display (CI, servers)
+import matplotlib.pyplot as plt  # noqa: E402
+
+from callbacks import tags  # noqa: E402
+from reproduce import datasets, events, runs  # noqa: E402
+from reproduce.config import ACTIVATIONS, DATASETS, TWO_D_DATASETS, RunConfig  # noqa: E402
+from reproduce.errors import RunNotFoundError  # noqa: E402
+
+SMOOTHING = 0.6  # TensorBoard's default smoothing weight
+# The figures smooth harder: with 25-45 steps per epoch, 0.6 (about 2.5 steps of
+# memory) leaves batch-to-batch noise as wide as the gap between activations.
+FIGURE_SMOOTHING = 0.9
+FIGURES_DIR = "figures"  # under the experiment folder; also a TensorBoard run of images
+LOSS_DROP_DIR = "loss_drop"
+OVERVIEW_FILE = "overview.png"
+OVERLAY_FILE = "overlay_{dataset}.png"
+BOUNDARY_FILE = "boundary_{dataset}.png"
+GRID_POINTS = 200  # per axis of the decision-boundary grid
+GRID_MARGIN = 0.5  # standardised units added around the data on each side
+LOG_Y_RATIO = 20  # an overlay gets a log y axis when its curves span more than this factor
+DPI = 100
+TRAIN_COLOR = "tab:blue"
+VALIDATION_COLOR = "tab:orange"
+DIVERGED_COLOR = "tab:red"
+# One colour per configuration in overlays and overview cells; red is kept for diverged runs.
+PALETTE = ("tab:blue", "tab:orange", "tab:green", "tab:purple", "tab:brown",
+           "tab:pink", "tab:gray", "tab:olive", "tab:cyan")
+
+
+@dataclasses.dataclass(frozen=True)
+class RunCurves:
+    """The loss curves of one run on the optimizer-step axis."""
+
+    path: Path
+    config: RunConfig
+    status: str  # runs.STATUS_COMPLETE or runs.STATUS_DIVERGED
+    steps_per_epoch: float  # marker steps / epochs; approximate if diverged mid-epoch
+    steps: np.ndarray  # optimizer step of each batch loss
+    batch_loss: np.ndarray  # true loss of each batch
+    smoothed: np.ndarray  # `smooth(batch_loss)`
+    validation_steps: np.ndarray  # optimizer step at the end of each epoch
+    validation_loss: np.ndarray
+
+    @property
+    def diverged(self) -> bool:
+        return self.status == runs.STATUS_DIVERGED
+
+
+@dataclasses.dataclass(frozen=True)
+class GroupCurves:
+    """The runs of one configuration (every seed) and their mean smoothed batch loss.
+
+    The mean and its min-max band cover the seeds that did not diverge, at the
+    steps all of them logged; they are None when every seed diverged.
+    """
+
+    name: str  # runs.group_name, e.g. "moons/linear-d4-w32"
+    runs: list[RunCurves]  # by seed
+    weight: float  # smoothing weight of every `smoothed` curve
+    steps: np.ndarray | None
+    mean: np.ndarray | None
+    low: np.ndarray | None
+    high: np.ndarray | None
+
+    @property
+    def config(self) -> RunConfig:
+        """The config of the lowest seed."""
+        return self.runs[0].config
+
+    @property
+    def label(self) -> str:
+        """The configuration without its dataset, e.g. `linear (d4-w32)`."""
+        activation = self.config.activation
+        configuration = self.name.split("/", 1)[1].removeprefix(f"{activation}-")
+        return f"{activation} ({configuration})"
+
+    @property
+    def title(self) -> str:
+        """E.g. `moons / linear (d4-w32), 3 seeds`."""
+        count = len(self.runs)
+        return f"{self.config.dataset} / {self.label}, {count} seed{'s' * (count != 1)}"
+
+
+def smooth(values, weight: float = SMOOTHING) -> np.ndarray:
+    """Smooths a series exactly as TensorBoard's scalar chart does.
+
+    An exponential moving average started at 0 and divided by `1 - weight**n`
+    (n = finite values seen so far) so that early values are not pulled
+    towards 0; NaN and infinite values pass through without updating it.
+
+    Args:
+        values: the series, in step order.
+        weight: the smoothing weight in [0, 1]; 0 returns the values unchanged.
+
+    Returns:
+        A float64 array of the same length.
+
+    Example:
+        >>> smooth([1.0, 2.0], 0.5)  # [0.5 / 0.5, 1.25 / 0.75]
+        array([1.        , 1.66666667])
+    """
+    # tensorflow/tensorboard: tensorboard/webapp/widgets/line_chart_v2/data_transformer.ts
+    # (classicSmoothing), as in components/vz_line_chart2/line-chart.ts (resmoothDataset).
+    values = np.asarray(values, dtype=np.float64)
+    if len(values) == 0 or np.all(values == values[0]):
+        return values.copy()  # TensorBoard leaves constant series alone (its issue #786)
+    smoothed = values.copy()
+    last, count = 0.0, 0
+    for index, value in enumerate(values):
+        if not np.isfinite(value):
+            continue
+        last = last * weight + (1 - weight) * value
+        count += 1
+        smoothed[index] = last / (1 - weight**count) if weight != 1 else last
+    return smoothed
+
+
+def find_completed_runs(experiment_dir: str | Path) -> list[Path]:
+    """Returns the completed (or diverged) run folders under `experiment_dir`.
+
+    Runs without a completion marker are skipped with a warning.
+
+    Raises:
+        RunNotFoundError: the folder does not exist or holds no completed run.
+    """
+    completed = []
+    for path in runs.find_runs(experiment_dir):
+        if runs.is_complete(path):
+            completed.append(path)
+        else:
+            warnings.warn(f"skipping incomplete run {path} (no {runs.MARKER_FILE} marker)",
+                          stacklevel=2)
+    if not completed:
+        raise RunNotFoundError(f"no completed runs in {experiment_dir}")
+    return completed
+
+
+def load_run_curves(path: str | Path, weight: float = SMOOTHING) -> RunCurves:
+    """Reads the batch and validation loss of the completed run in `path`.
+
+    Raises:
+        RunNotFoundError: the run logged no batch loss.
+    """
+    path = Path(path)
+    marker = runs.read_marker(path)
+    run_events = events.read_run(path)
+    if tags.BATCH_LOSS not in run_events.train.scalars:
+        raise RunNotFoundError(
+            f"run {path} has no {tags.BATCH_LOSS!r} scalar in {runs.TRAIN_DIR}/")
+    batch = run_events.train.scalars[tags.BATCH_LOSS]
+    validation = run_events.validation.scalars.get(tags.EPOCH_LOSS)
+    epochs = validation.steps if validation is not None else np.zeros(0, np.int64)
+    steps_per_epoch = marker["steps"] / marker["epochs"]
+    return RunCurves(
+        path=path,
+        config=runs.load_config(path),
+        status=marker["status"],
+        steps_per_epoch=steps_per_epoch,
+        steps=batch.steps,
+        batch_loss=batch.values,
+        smoothed=smooth(batch.values, weight),
+        # Keras logs epoch e's validation at step e, once epoch e's batches are done.
+        validation_steps=(epochs + 1) * steps_per_epoch,
+        validation_loss=validation.values if validation is not None else np.zeros(0),
+    )
+
+
+def load_loss_curves(paths: Iterable[str | Path],
+                     weight: float = SMOOTHING) -> dict[str, GroupCurves]:
+    """Reads the loss curves of completed runs, grouped by configuration.
+
+    Args:
+        paths: completed run folders.
+        weight: smoothing weight of `smooth`.
+
+    Returns:
+        `runs.group_name` -> `GroupCurves`, ordered by dataset and activation
+        as `config.DATASETS` and `config.ACTIVATIONS` list them.
+    """
+    by_group: dict[str, list[RunCurves]] = {}
+    for path in paths:
+        curves = load_run_curves(path, weight)
+        by_group.setdefault(runs.group_name(curves.config), []).append(curves)
+    groups = [_summarise_group(name, members, weight) for name, members in by_group.items()]
+    groups.sort(key=lambda group: (DATASETS.index(group.config.dataset),
+                                   ACTIVATIONS.index(group.config.activation),
+                                   group.name))
+    return {group.name: group for group in groups}
+
+
+def _summarise_group(name: str, members: list[RunCurves], weight: float) -> GroupCurves:
+    members = sorted(members, key=lambda curves: curves.config.seed)
+    finished = [curves for curves in members if not curves.diverged]
+    if not finished:
+        return GroupCurves(name, members, weight, None, None, None, None)
+    steps = functools.reduce(np.intersect1d, (curves.steps for curves in finished))
+    stacked = np.stack([_values_at(curves.steps, curves.smoothed, steps) for curves in finished])
+    return GroupCurves(name, members, weight, steps, stacked.mean(axis=0), stacked.min(axis=0),
+                       stacked.max(axis=0))
+
+
+def _values_at(steps: np.ndarray, values: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    # The last value written at each wanted step, as events.Scalars.at picks it.
+    return values[np.searchsorted(steps, wanted, side="right") - 1]
+
+
+def plot_loss_drop(group: GroupCurves, path: Path) -> Path:
+    """Draws one configuration's loss against optimizer step, as TensorBoard shows it.
+
+    Each seed's batch loss is drawn faint, the mean smoothed curve bold with a
+    min-max band, and each seed's validation loss at the end of every epoch.
+    Diverged seeds are drawn dashed red and labelled.
+
+    Returns:
+        `path`, the PNG written.
+    """
+    figure, axes = plt.subplots(figsize=(8, 4.5), layout="constrained")
+    for curves in group.runs:
+        if curves.diverged:
+            train_color, validation_color = DIVERGED_COLOR, DIVERGED_COLOR
+            train_label = "_nolegend_"  # `_draw_mean` labels its smoothed curve
+            validation_label = f"seed {curves.config.seed} diverged: validation loss"
+        else:
+            train_color, validation_color = TRAIN_COLOR, VALIDATION_COLOR
+            train_label = _first(axes, "batch loss (each seed)")
+            validation_label = _first(axes, "validation loss (each seed, per epoch)")
+        axes.plot(curves.steps, curves.batch_loss, color=train_color, alpha=0.25, lw=0.8,
+                  label=train_label)
+        axes.plot(curves.validation_steps, curves.validation_loss, "o-", ms=3, lw=1,
+                  color=validation_color, label=validation_label)
+    _draw_mean(axes, group, TRAIN_COLOR,
+               f"batch loss smoothed ({group.weight:g}): mean and min–max over seeds")
+    steps_per_epoch = group.runs[0].steps_per_epoch
+    epochs = axes.secondary_xaxis("top", functions=(lambda step: step / steps_per_epoch,
+                                                    lambda epoch: epoch * steps_per_epoch))
+    epochs.set_xlabel("epoch")
+    axes.set(xlabel="optimizer step", ylabel="loss", title=group.title)
+    axes.set_ylim(0, _top([group], raw=True))
+    axes.grid(alpha=0.3)
+    axes.legend(loc="upper right", fontsize="small")
+    return _save(figure, path)
+
+
+def plot_overview(groups: list[GroupCurves], path: Path) -> Path:
+    """Draws a datasets x activations grid of each configuration's mean smoothed batch loss.
+
+    Rows share their axes, so the activations of one dataset compare at a glance.
+
+    Returns:
+        `path`, the PNG written.
+    """
+    dataset_names = list(dict.fromkeys(group.config.dataset for group in groups))
+    activations = sorted({group.config.activation for group in groups},
+                         key=ACTIVATIONS.index)
+    figure, grid = plt.subplots(len(dataset_names), len(activations), squeeze=False,
+                                sharex="row", sharey="row",
+                                figsize=(3.2 * len(activations), 2.4 * len(dataset_names)),
+                                layout="constrained")
+    for row, dataset in enumerate(dataset_names):
+        row_groups = [group for group in groups if group.config.dataset == dataset]
+        for column, activation in enumerate(activations):
+            axes = grid[row, column]
+            cell = [group for group in row_groups if group.config.activation == activation]
+            for color, group in zip(PALETTE, cell):
+                _draw_mean(axes, group, color, group.label)
+            if len(cell) > 1 or any(curves.diverged for group in cell for curves in group.runs):
+                axes.legend(fontsize="x-small")
+            axes.grid(alpha=0.3)
+            if row == 0:
+                axes.set_title(activation)
+            if column == 0:
+                axes.set_ylabel(f"{dataset}\nbatch loss")
+            if row == len(dataset_names) - 1:
+                axes.set_xlabel("optimizer step")
+        grid[row, 0].set_ylim(0, _top(row_groups))
+    figure.suptitle(f"Batch loss smoothed ({groups[0].weight:g}), mean and min–max over seeds")
+    return _save(figure, path)
+
+
+def plot_overlay(groups: list[GroupCurves], path: Path) -> Path:
+    """Draws the configurations of one dataset on one axes, one colour each.
+
+    The y axis is logarithmic when the curves span more than `LOG_Y_RATIO`,
+    so a plateau near 0.3 and a drop to 0.01 are both readable.
+
+    Returns:
+        `path`, the PNG written.
+    """
+    figure, axes = plt.subplots(figsize=(8, 4.5), layout="constrained")
+    for color, group in zip(PALETTE, groups):
+        _draw_mean(axes, group, color, group.label)
+    means = _concatenate([group.mean for group in groups if group.mean is not None])
+    positive = means[means > 0]
+    if len(positive) and positive.max() / positive.min() > LOG_Y_RATIO:
+        axes.set_yscale("log")
+    else:
+        axes.set_ylim(0, _top(groups))
+    axes.set(xlabel="optimizer step", ylabel="batch loss",
+             title=f"{groups[0].config.dataset}: batch loss smoothed ({groups[0].weight:g}), "
+                   "mean and min–max over seeds")
+    axes.grid(alpha=0.3, which="both")
+    axes.legend(fontsize="small")
+    return _save(figure, path)
+
+
+def plot_decision_boundaries(groups: list[GroupCurves], path: Path) -> Path:
+    """Draws each configuration's decision boundary on a 2-D dataset, one panel each.
+
+    Each panel uses the lowest seed: its saved model's probability of class 1
+    over a grid of the standardised input space, the 0.5 contour, and the
+    validation points of its data regenerated from its config.
+
+    Returns:
+        `path`, the PNG written.
+    """
+    figure, grid = plt.subplots(1, len(groups), squeeze=False, figsize=(3.8 * len(groups), 4),
+                                layout="constrained")
+    surfaces = [_draw_boundary(axes, group) for axes, group in zip(grid[0], groups)]
+    drawn = [surface for surface in surfaces if surface is not None]
+    if drawn:
+        figure.colorbar(drawn[0], ax=grid[0].tolist(), label="P(class 1)", shrink=0.8)
+    figure.suptitle(f"{groups[0].config.dataset}: decision boundary (P = 0.5), validation points")
+    return _save(figure, path)
+
+
+def _draw_boundary(axes, group: GroupCurves):
+    curves = group.runs[0]
+    dataset = datasets.load_dataset(curves.config)
+    model = keras.saving.load_model(curves.path / runs.MODEL_FILE, compile=False)
+    x = np.concatenate([dataset.x_train, dataset.x_val])
+    low, high = x.min(axis=0) - GRID_MARGIN, x.max(axis=0) + GRID_MARGIN
+    first, second = np.meshgrid(np.linspace(low[0], high[0], GRID_POINTS),
+                                np.linspace(low[1], high[1], GRID_POINTS))
+    points = np.stack([first.ravel(), second.ravel()], axis=1).astype(np.float32)
+    probability = np.asarray(model(points, training=False), np.float64).reshape(first.shape)
+    surface = None
+    if np.isfinite(probability).all():
+        # A raster, not contourf: filled contour paths take seconds to render.
+        surface = axes.imshow(probability, extent=(low[0], high[0], low[1], high[1]),
+                              origin="lower", aspect="auto", cmap="RdBu_r", vmin=0, vmax=1,
+                              alpha=0.45, interpolation="bilinear")
+        if probability.min() < 0.5 < probability.max():
+            axes.contour(first, second, probability, levels=[0.5], colors="black", linewidths=2)
+        else:
+            # A linear model's line can lie beyond the data; say so rather than show nothing.
+            axes.text(0.5, 0.03, f"P = 0.5 is outside this view (P {probability.min():.2f}"
+                      f" to {probability.max():.2f})", transform=axes.transAxes, ha="center",
+                      fontsize="small", bbox={"facecolor": "white", "alpha": 0.8})
+    else:
+        axes.text(0.5, 0.5, "diverged: no boundary", transform=axes.transAxes, ha="center",
+                  color=DIVERGED_COLOR)
+    axes.scatter(dataset.x_val[:, 0], dataset.x_val[:, 1], c=dataset.y_val.ravel(),
+                 cmap="RdBu_r", vmin=0, vmax=1, s=12, edgecolors="black", linewidths=0.4)
+    accuracy = runs.read_marker(curves.path)["final"].get("val_accuracy", float("nan"))
+    status = ", diverged" if curves.diverged else ""
+    axes.set_title(f"{group.label}, seed {curves.config.seed}{status}\n"
+                   f"validation accuracy {accuracy:.3f}", fontsize="medium")
+    axes.set(xlabel="x1 (standardised)", ylabel="x2 (standardised)",
+             xlim=(low[0], high[0]), ylim=(low[1], high[1]))
+    return surface
+
+
+def _draw_mean(axes, group: GroupCurves, color: str, label: str) -> None:
+    if group.mean is not None:
+        axes.fill_between(group.steps, group.low, group.high, color=color, alpha=0.25, lw=0)
+        axes.plot(group.steps, group.mean, color=color, lw=2, label=label)
+    for curves in group.runs:
+        if curves.diverged:
+            axes.plot(curves.steps, curves.smoothed, color=DIVERGED_COLOR, ls="--", lw=1.2,
+                      label=f"{group.label} seed {curves.config.seed} diverged")
+
+
+def _first(axes, label: str) -> str:
+    # One legend entry per kind of line, however many seeds draw it.
+    return "_nolegend_" if label in axes.get_legend_handles_labels()[1] else label
+
+
+def _top(groups: list[GroupCurves], raw: bool = False) -> float | None:
+    # Scaled to the runs that did not diverge, so a diverged run's blow-up cannot
+    # squash the curves that matter; None (autoscale) when every run diverged.
+    values = [group.high for group in groups if group.high is not None]
+    if raw:
+        values += [curves.batch_loss for group in groups for curves in group.runs
+                   if not curves.diverged]
+        values += [curves.validation_loss for group in groups for curves in group.runs
+                   if not curves.diverged]
+    values = _concatenate(values)
+    values = values[np.isfinite(values)]
+    return 1.05 * values.max() if len(values) else None
+
+
+def _concatenate(arrays: list[np.ndarray]) -> np.ndarray:
+    return np.concatenate(arrays) if arrays else np.zeros(0)
+
+
+def _save(figure, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=DPI)
+    plt.close(figure)
+    return path
+
+
+def figure_tag(png: Path, figures_dir: Path) -> str:
+    """Returns the image tag of a figure: its path under `figures_dir` without `.png`."""
+    return png.relative_to(figures_dir).with_suffix("").as_posix()
+
+
+def write_image_summaries(pngs: list[Path], figures_dir: Path) -> None:
+    """Writes each PNG as an image summary at step 0 into the event folder `figures_dir`.
+
+    Older event files there are deleted first, so plotting again replaces the
+    images in TensorBoard instead of adding a second copy of each.
+    """
+    for old in events.event_files(figures_dir):
+        old.unlink()
+    writer = tf.summary.create_file_writer(str(figures_dir))
+    with writer.as_default():
+        for png in pngs:
+            image = tf.io.decode_png(png.read_bytes())
+            tf.summary.image(figure_tag(png, figures_dir), image[tf.newaxis], step=0)
+    writer.close()
+
+
+def plot_experiment(experiment_dir: Path) -> list[Path]:
+    """Writes every figure of an experiment into `<experiment_dir>/figures`.
+
+    Args:
+        experiment_dir: a folder of run folders, e.g. `logs/article`.
+
+    Returns:
+        Every PNG written: loss-drop figures, the overview, the overlays, then
+        the decision boundaries.
+
+    Raises:
+        RunNotFoundError: the folder does not exist or holds no completed run.
+    """
+    experiment_dir = Path(experiment_dir)
+    figures_dir = experiment_dir / FIGURES_DIR
+    paths = find_completed_runs(experiment_dir)
+    groups = list(load_loss_curves(paths, FIGURE_SMOOTHING).values())
+    by_dataset: dict[str, list[GroupCurves]] = {}
+    for group in groups:
+        by_dataset.setdefault(group.config.dataset, []).append(group)
+    written = [plot_loss_drop(group, figures_dir / LOSS_DROP_DIR / f"{group.name}.png")
+               for group in groups]
+    written.append(plot_overview(groups, figures_dir / OVERVIEW_FILE))
+    for dataset, members in by_dataset.items():
+        written.append(plot_overlay(members, figures_dir / OVERLAY_FILE.format(dataset=dataset)))
+    for dataset, members in by_dataset.items():
+        if dataset in TWO_D_DATASETS:
+            written.append(plot_decision_boundaries(
+                members, figures_dir / BOUNDARY_FILE.format(dataset=dataset)))
+    write_image_summaries(written, figures_dir)
+    return written
