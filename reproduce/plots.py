@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -36,9 +35,6 @@ from reproduce.config import ACTIVATIONS, DATASETS, TWO_D_DATASETS, RunConfig  #
 from reproduce.errors import RunNotFoundError  # noqa: E402
 
 SMOOTHING = 0.6  # TensorBoard's default smoothing weight
-# The figures smooth harder: with 25-45 steps per epoch, 0.6 (about 2.5 steps of
-# memory) leaves batch-to-batch noise as wide as the gap between activations.
-FIGURE_SMOOTHING = 0.9
 FIGURES_DIR = "figures"  # under the experiment folder; also a TensorBoard run of images
 LOSS_DROP_DIR = "loss_drop"
 OVERVIEW_FILE = "overview.png"
@@ -63,7 +59,7 @@ class RunCurves:
     path: Path
     config: RunConfig
     status: str  # runs.STATUS_COMPLETE or runs.STATUS_DIVERGED
-    steps_per_epoch: float  # marker steps / epochs; approximate if diverged mid-epoch
+    steps_per_epoch: float  # from the marker
     steps: np.ndarray  # optimizer step of each batch loss
     batch_loss: np.ndarray  # true loss of each batch
     smoothed: np.ndarray  # `smooth(batch_loss)`
@@ -144,26 +140,6 @@ def smooth(values, weight: float = SMOOTHING) -> np.ndarray:
     return smoothed
 
 
-def find_completed_runs(experiment_dir: str | Path) -> list[Path]:
-    """Returns the completed (or diverged) run folders under `experiment_dir`.
-
-    Runs without a completion marker are skipped with a warning.
-
-    Raises:
-        RunNotFoundError: the folder does not exist or holds no completed run.
-    """
-    completed = []
-    for path in runs.find_runs(experiment_dir):
-        if runs.is_complete(path):
-            completed.append(path)
-        else:
-            warnings.warn(f"skipping incomplete run {path} (no {runs.MARKER_FILE} marker)",
-                          stacklevel=2)
-    if not completed:
-        raise RunNotFoundError(f"no completed runs in {experiment_dir}")
-    return completed
-
-
 def load_run_curves(path: str | Path, weight: float = SMOOTHING) -> RunCurves:
     """Reads the batch and validation loss of the completed run in `path`.
 
@@ -179,7 +155,7 @@ def load_run_curves(path: str | Path, weight: float = SMOOTHING) -> RunCurves:
     batch = run_events.train.scalars[tags.BATCH_LOSS]
     validation = run_events.validation.scalars.get(tags.EPOCH_LOSS)
     epochs = validation.steps if validation is not None else np.zeros(0, np.int64)
-    steps_per_epoch = marker["steps"] / marker["epochs"]
+    steps_per_epoch = marker.get("steps_per_epoch") or marker["steps"] / marker["epochs"]
     return RunCurves(
         path=path,
         config=runs.load_config(path),
@@ -465,8 +441,8 @@ def plot_experiment(experiment_dir: Path) -> list[Path]:
     """
     experiment_dir = Path(experiment_dir)
     figures_dir = experiment_dir / FIGURES_DIR
-    paths = find_completed_runs(experiment_dir)
-    groups = list(load_loss_curves(paths, FIGURE_SMOOTHING).values())
+    paths = runs.find_completed_runs(experiment_dir)
+    groups = list(load_loss_curves(paths, SMOOTHING).values())
     by_dataset: dict[str, list[GroupCurves]] = {}
     for group in groups:
         by_dataset.setdefault(group.config.dataset, []).append(group)

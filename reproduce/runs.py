@@ -156,3 +156,23 @@ def find_runs(root: str | Path) -> list[Path]:
 def load_config(path: str | Path) -> RunConfig:
     """Reads the `config.json` of the run in `path`."""
     return RunConfig.load(Path(path) / CONFIG_FILE)
+
+
+def find_completed_runs(experiment_dir: str | Path) -> list[Path]:
+    """Returns the completed (or diverged) run folders under `experiment_dir`, sorted.
+
+    Runs without a completion marker are skipped with a warning.
+
+    Raises:
+        RunNotFoundError: the folder does not exist or holds no completed run.
+    """
+    completed = []
+    for path in find_runs(experiment_dir):
+        if is_complete(path):
+            completed.append(path)
+        else:
+            warnings.warn(f"skipping incomplete run {path} (no {MARKER_FILE} marker)",
+                          stacklevel=2)
+    if not completed:
+        raise RunNotFoundError(f"no completed runs in {experiment_dir}")
+    return completed

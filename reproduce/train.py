@@ -101,6 +101,7 @@ def train(
     runs.write_marker(
         run_dir,
         {"status": status, "wall_time_s": round(wall_time, 3), "steps": steps,
+         "steps_per_epoch": int(train_data.cardinality().numpy()),
          "epochs": len(history_values.get("loss", [])), "final": result.final},
     )
     return result

@@ -118,7 +118,7 @@ def test_diverged_seed_is_kept_but_left_out_of_the_mean(tmp_path, fabricated):
 def test_incomplete_run_is_skipped_with_a_warning(fabricated):
     (fabricated[1] / runs.MARKER_FILE).unlink()
     with pytest.warns(UserWarning, match="skipping incomplete run .*s1-ep=2"):
-        assert plots.find_completed_runs(fabricated[0].parent.parent) == [fabricated[0]]
+        assert runs.find_completed_runs(fabricated[0].parent.parent) == [fabricated[0]]
 
 
 def test_empty_experiment_raises_run_not_found(tmp_path):
