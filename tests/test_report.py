@@ -1,0 +1,235 @@
+import json
+import math
+import shutil
+
+import numpy as np
+import pytest
+
+from reproduce import models, report, runs
+from reproduce.config import TEST_CONFIG
+from reproduce.errors import RunNotFoundError
+
+
+def _randomise(model, seed=0, scale=0.5):
+    rng = np.random.default_rng(seed)
+    for variable in model.trainable_variables:
+        variable.assign(rng.normal(scale=scale, size=variable.shape).astype(np.float32))
+    return model
+
+
+def _softmax(logits):
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
+
+
+def test_collapsed_linear_network_gives_the_same_logits_and_rank_one():
+    model = _randomise(models.build_model(TEST_CONFIG.replace(activation="linear"), 2, 2))
+    x = np.random.default_rng(1).normal(size=(50, 2)).astype(np.float32)
+    weight, bias = report.collapse_linear(model)
+    collapsed = x @ weight + bias
+    assert weight.shape == (2, 1) and bias.shape == (1,)
+    np.testing.assert_allclose(collapsed, report.network_logits(model, x), rtol=1e-5, atol=1e-5)
+    # Checked against the model's own sigmoid output too, not only against our logits.
+    np.testing.assert_allclose(1 / (1 + np.exp(-collapsed)), model(x).numpy(), atol=1e-5)
+    assert report.matrix_rank(weight) == 1
+
+
+def test_collapse_rank_follows_the_narrowest_factor():
+    model = _randomise(models.build_model(TEST_CONFIG.replace(activation="linear"), 4, 3))
+    x = np.random.default_rng(2).normal(size=(20, 4)).astype(np.float32)
+    weight, bias = report.collapse_linear(model)
+    np.testing.assert_allclose(_softmax(x @ weight + bias), model(x).numpy(), atol=1e-5)
+    assert weight.shape == (4, 3) and report.matrix_rank(weight) == 3
+    rng = np.random.default_rng(3)
+    model.get_layer("dense_2").kernel.assign(
+        np.outer(rng.normal(size=8), rng.normal(size=8)).astype(np.float32))
+    assert report.matrix_rank(report.collapse_linear(model)[0]) == 1
+
+
+def test_collapse_refuses_a_non_linear_network():
+    model = models.build_model(TEST_CONFIG.replace(activation="relu"), 2, 2)
+    with pytest.raises(ValueError, match="act_1 is not linear"):
+        report.collapse_linear(model)
+
+
+def test_one_pass_batch_gradients_equal_the_tape_on_the_keras_model():
+    model = _randomise(models.build_model(TEST_CONFIG.replace(activation="tanh"), 3, 4), scale=0.3)
+    rng = np.random.default_rng(4)
+    batches = [(rng.normal(size=(size, 3)).astype(np.float32),
+                rng.integers(0, 4, size=size).astype(np.int32)) for size in (5, 9, 16)]
+    for gradient, (x, y) in zip(report.first_layer_gradients(model, batches), batches):
+        direct = report.kernel_gradient(model, x, y)
+        np.testing.assert_allclose(gradient, direct, rtol=1e-4, atol=1e-6)
+
+
+def test_backprop_formula_is_input_times_error_times_downstream_weights():
+    model = _randomise(models.build_model(TEST_CONFIG.replace(activation="linear"), 2, 2))
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(32, 2)).astype(np.float32)
+    y = rng.integers(0, 2, size=(32, 1)).astype(np.float32)
+    direct = report.kernel_gradient(model, x, y)
+    np.testing.assert_allclose(report.backprop_formula_gradient(model, x, y), direct,
+                               rtol=1e-4, atol=1e-6)
+    # The gradient moves with the input: doubling x changes it.
+    assert report.relative_change(report.kernel_gradient(model, 2 * x, y), direct) > 0.1
+
+
+def test_loss_drop_of_a_fast_exponential_decay():
+    drop = report.measure_loss_drop(1 + np.exp(-np.arange(1000) / 20))
+    assert drop.initial == 2.0
+    assert drop.final_level == pytest.approx(1.0, abs=1e-9)
+    assert drop.early_share == pytest.approx(1 - math.exp(-100 / 20), abs=0.01)
+    assert drop.late_share == pytest.approx(0.0, abs=1e-9)
+    assert drop.slope_ratio == report.SLOPE_RATIO_CAP
+    assert drop.holds
+
+
+def test_loss_drop_of_a_straight_line_does_not_hold():
+    drop = report.measure_loss_drop(np.linspace(2, 1, 1000))
+    # Final level: mean of the last 100 values, about 1.05; 10% of the fall happens early.
+    assert drop.final_level == pytest.approx(1.0495, abs=1e-3)
+    assert drop.early_share == pytest.approx(0.1 / 0.95, abs=0.005)
+    assert drop.late_share == pytest.approx(0.45 / 0.95, abs=0.01)
+    assert not drop.holds
+
+
+def test_loss_drop_of_a_flat_curve_has_no_shares():
+    drop = report.measure_loss_drop(np.full(100, 0.69))
+    assert drop.relative_decrease == pytest.approx(0, abs=1e-12)
+    assert drop.early_share == 0 and drop.late_share == 0
+    assert not drop.holds
+
+
+def _constant(value, count, buckets=30):
+    histogram = np.zeros((buckets, 3))
+    histogram[:, :2] = value
+    histogram[-1, 2] = count
+    return histogram
+
+
+def _spread(low, high, counts):
+    edges = np.linspace(low, high, len(counts) + 1)
+    return np.stack([edges[:-1], edges[1:], counts], axis=1)
+
+
+def test_mass_at_one_only_counts_constant_buckets():
+    assert report.mass_at(_constant(1.0, 8192), 1.0) == 1.0
+    assert report.mass_at(_constant(0.5, 8192), 1.0) == 0.0
+    relu_like = _spread(0.0, 1.0, [600] + [0] * 28 + [400])
+    assert report.mass_at(relu_like, 1.0) == 0.0
+    assert report.mass_in_top_bucket(relu_like, 1.0) == pytest.approx(0.4)
+    assert report.histogram_range(relu_like) == (0.0, 1.0)
+
+
+def test_dataset_checks_apply_the_c5_rule():
+    rows = [
+        {"dataset": "moons", "model": "linear", "mean": 0.88},
+        {"dataset": "moons", "model": "relu", "mean": 0.99},
+        {"dataset": "moons", "model": "logistic_regression", "mean": 0.87},
+        {"dataset": "linear", "model": "linear", "mean": 0.97},
+        {"dataset": "linear", "model": "relu", "mean": 1.0},
+        {"dataset": "digits", "model": "linear", "mean": 0.95},
+        {"dataset": "digits", "model": "tanh", "mean": 0.97},
+    ]
+    checks = report.dataset_checks(rows)
+    assert checks["moons"]["holds"] is True and checks["moons"]["best_nonlinear"] == 0.99
+    assert checks["linear"]["holds"] is False  # 0.03 below the best, margin 0.02
+    assert checks["digits"]["kind"] == "real" and checks["digits"]["competitive"] is True
+
+
+@pytest.fixture(scope="module")
+def tiny_experiment(tmp_path_factory):
+    """A linear and a relu TEST_CONFIG run on moons, long enough for C1 (24 steps)."""
+    from reproduce.train import train
+
+    logdir = tmp_path_factory.mktemp("logs")
+    for activation in ("linear", "relu"):
+        train(TEST_CONFIG.replace(activation=activation, epochs=6), logdir, verbose=0)
+    return logdir / TEST_CONFIG.experiment
+
+
+def _numbers(value):
+    if isinstance(value, dict):
+        for item in value.values():
+            yield from _numbers(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _numbers(item)
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        yield value
+
+
+def test_report_end_to_end_on_tiny_runs(tiny_experiment, tmp_path):
+    experiment = tmp_path / "test"
+    shutil.copytree(tiny_experiment, experiment)
+    markdown_path, json_path = report.write_report(experiment)
+    assert (markdown_path, json_path) == (experiment / "REPORT.md", experiment / "report.json")
+    data = json.loads(json_path.read_text())
+    claims = {claim["id"]: claim for claim in data["claims"]}
+    assert list(claims) == ["C1", "C2", "C3", "C4", "C5"]
+    for claim in claims.values():
+        assert claim["verdict"] in report.VERDICTS
+        assert claim["rule"] and claim["claim"]
+        numbers = list(_numbers(claim["evidence"]))
+        assert numbers and all(math.isfinite(number) for number in numbers), claim["id"]
+
+    assert claims["C2"]["verdict"] == "supported"
+    assert claims["C2"]["evidence"]["activations"]["linear"]["mass_at_one_min"] == 1.0
+    assert claims["C2"]["evidence"]["activations"]["relu"]["mass_at_one_min"] == 0.0
+    # Only moons was run: C3 needs `linear` data, C5 needs it and more.
+    assert claims["C3"]["verdict"] == "insufficient data"
+    assert claims["C5"]["verdict"] == "insufficient data"
+    assert any("`linear` dataset" in item for item in claims["C5"]["evidence"]["missing"])
+    c3 = claims["C3"]["evidence"]
+    assert c3["initial_models_rebuilt"] == 1
+    assert c3["logged_norm_max_mismatch"] < 1e-4  # recomputed = what the callback logged
+    assert c3["final_inputs_doubled_change_min"] > 0.1
+    c4 = claims["C4"]["evidence"]
+    assert claims["C4"]["verdict"] == "supported"
+    assert c4["runs"][0]["rank"] == 1 and c4["runs"][0]["relative_logit_difference"] < 1e-5
+    assert c4["runs"][0]["collapsed_accuracy"] == pytest.approx(
+        c4["runs"][0]["network_accuracy"], abs=1e-6)
+    assert claims["C1"]["verdict"] in report.VERDICTS
+    assert [row["configuration"] for row in claims["C1"]["evidence"]["configurations"]] == [
+        "moons/linear-d2-w8-bs=16-ep=6-n=80", "moons/relu-d2-w8-bs=16-ep=6-n=80"]
+
+    history = json.loads(
+        (experiment / "moons/linear-d2-w8-s0-bs=16-ep=6-n=80/history.json").read_text())
+    linear_row = next(row for row in data["accuracy"]
+                      if row["dataset"] == "moons" and row["model"] == "linear")
+    assert linear_row["values"] == [history["val_accuracy"][-1]]
+    assert {row["model"] for row in data["accuracy"]} == {"linear", "relu", "logistic_regression"}
+    assert [(run["name"], run["diverged"]) for run in data["runs"]] == [
+        ("moons/linear-d2-w8-s0-bs=16-ep=6-n=80", False),
+        ("moons/relu-d2-w8-s0-bs=16-ep=6-n=80", False)]
+
+    text = markdown_path.read_text()
+    for heading in ("## Summary", "## C1", "## C2", "## C3", "## C4", "## C5",
+                    "## How to reproduce", "## Figures"):
+        assert heading in text
+    assert "make reproduce" in text and "*Rule.*" in text
+
+
+def test_diverged_runs_are_listed_and_left_out(tiny_experiment, tmp_path):
+    experiment = tmp_path / "test"
+    shutil.copytree(tiny_experiment, experiment)
+    relu = experiment / "moons/relu-d2-w8-s0-bs=16-ep=6-n=80"
+    marker = runs.read_marker(relu)
+    runs.write_marker(relu, {**marker, "status": runs.STATUS_DIVERGED})
+    data = json.loads(report.write_report(experiment)[1].read_text())
+    assert [run["diverged"] for run in data["runs"]] == [False, True]
+    claims = {claim["id"]: claim for claim in data["claims"]}
+    assert list(claims["C2"]["evidence"]["activations"]) == ["linear"]
+    assert {row["model"] for row in data["accuracy"]} == {"linear", "logistic_regression"}
+    text = (experiment / "REPORT.md").read_text()
+    assert "Diverged runs, excluded from every statistic:** moons/relu-d2-w8-s0" in text
+
+
+def test_no_completed_runs_raises(tmp_path):
+    run = tmp_path / "test" / "moons" / "linear-d2-w8-s0"
+    run.mkdir(parents=True)
+    (run / "config.json").write_text(TEST_CONFIG.to_json())
+    with pytest.raises(RunNotFoundError, match="no completed runs"):
+        report.write_report(tmp_path / "test")
+    with pytest.raises(RunNotFoundError, match="no such folder"):
+        report.write_report(tmp_path / "missing")
