@@ -7,19 +7,30 @@ They import nothing from `reproduce`, so they work on any Keras model:
 - `WeightLogger`: per-variable weights, norms and relative updates,
 - `ActivationLogger`: per-layer z, f(z), f'(z), dLoss/df(z), dead and
   saturated fractions on a probe batch.
+
+The classes are imported on first use, so that `callbacks.tags` (used by the
+readers) does not pull in TensorFlow.
 """
 
-from callbacks.activation_logger import ActivationLogger
-from callbacks.batch_loss_logger import BatchLossLogger
-from callbacks.gradient_logger import GradientLogger
-from callbacks.probe_logger import ProbeLogger, make_probe
-from callbacks.weight_logger import WeightLogger
+import importlib
 
-__all__ = [
-    "ActivationLogger",
-    "BatchLossLogger",
-    "GradientLogger",
-    "ProbeLogger",
-    "WeightLogger",
-    "make_probe",
-]
+_MODULES = {
+    "ActivationLogger": "callbacks.activation_logger",
+    "BatchLossLogger": "callbacks.batch_loss_logger",
+    "GradientLogger": "callbacks.gradient_logger",
+    "ProbeLogger": "callbacks.probe_logger",
+    "WeightLogger": "callbacks.weight_logger",
+    "make_probe": "callbacks.probe_logger",
+}
+
+__all__ = sorted(_MODULES)
+
+
+def __getattr__(name):
+    if name not in _MODULES:
+        raise AttributeError(f"module 'callbacks' has no attribute {name!r}")
+    return getattr(importlib.import_module(_MODULES[name]), name)
+
+
+def __dir__():
+    return sorted([*globals(), *__all__])

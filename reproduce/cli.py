@@ -236,6 +236,9 @@ def run_article(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
 
 
 def run_plot(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from reproduce.runs import find_completed_runs
+
+    find_completed_runs(args.experiment_dir)  # fails fast, before TensorFlow loads
     from reproduce.plots import plot_experiment
 
     for path in plot_experiment(args.experiment_dir):
@@ -244,6 +247,9 @@ def run_plot(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 
 def run_report(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from reproduce.runs import find_completed_runs
+
+    find_completed_runs(args.experiment_dir)  # fails fast, before TensorFlow loads
     from reproduce.report import write_report
 
     for path in write_report(args.experiment_dir):
