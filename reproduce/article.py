@@ -27,6 +27,7 @@ def run_article(logdir, jobs: int | None = None, sweep: Sweep | None = None) -> 
     """
     from reproduce.plots import plot_experiment
     from reproduce.report import write_report
+    from reproduce.tensorboard import build_command
 
     start = time.perf_counter()
     sweep = sweep or sweep_module.load_sweep()
@@ -44,7 +45,7 @@ def run_article(logdir, jobs: int | None = None, sweep: Sweep | None = None) -> 
         f"Report:  {report_paths[0]}  (and {report_paths[1].name})\n"
         f"Figures: {root / 'figures'}  ({len(figures)} PNGs)\n"
         f"Logs:    {root}\n"
-        f"Open them with: tensorboard --logdir {root} --host 127.0.0.1 "
-        f"--samples_per_plugin scalars=0,histograms=0,images=0   (or: make tensorboard)"
+        f"Open them with: tensorboard {' '.join(build_command(root)[3:])}\n"
+        f"           or: reproduce tensorboard {root}   (make tensorboard opens logs/)"
     )
     return root

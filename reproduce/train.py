@@ -17,6 +17,7 @@ from tensorflow.python.framework import config as tf_config
 import callbacks as run_callbacks
 from reproduce import datasets, models, runs
 from reproduce.config import RunConfig
+from reproduce.tensorboard import write_run_hparams
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,8 +47,8 @@ def train(
     """Trains one configuration and writes its run folder.
 
     The folder gets `config.json`, `probe.npz`, TensorBoard event files in
-    `train/` and `validation/`, `model.keras`, `history.json` and, last, the
-    `COMPLETE` marker.
+    `train/` and `validation/`, `model.keras`, the run's hparams summary,
+    `history.json` and, last, the `COMPLETE` marker.
 
     Args:
         config: the run to train.
@@ -90,6 +91,7 @@ def train(
         shuffle=False,  # the pipeline shuffles, seeded
     )
     model.save(run_dir / runs.MODEL_FILE)
+    write_run_hparams(run_dir, config)
     history_values = {
         name: [float(value) for value in values] for name, values in history.history.items()
     }
