@@ -53,7 +53,7 @@ class RunConfig:
     optimizer: str = "adam"  # one of OPTIMIZERS
     learning_rate: float = 0.005  # optimizer step size
     batch_size: int = 32  # examples per optimizer step
-    epochs: int = 30  # passes over the training split
+    epochs: int = 20  # passes over the training split
     seed: int = 0  # seeds data generation, split, initial weights and shuffling
     samples: int | None = None  # examples: None = 1000 generated, or all of a real set
     noise: float = 0.15  # std of the Gaussian jitter of the generated 2-D sets

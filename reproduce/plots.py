@@ -16,15 +16,16 @@ From the command line: `reproduce plot logs/article`.
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import functools
+import multiprocessing
+import os
 from collections.abc import Iterable
 from pathlib import Path
 
-import keras
 import matplotlib
 import numpy as np
-import tensorflow as tf
 
 matplotlib.use("Agg")  # writes files only, so it runs without a display (CI, servers)
 import matplotlib.pyplot as plt  # noqa: E402
@@ -331,6 +332,8 @@ def plot_decision_boundaries(groups: list[GroupCurves], path: Path) -> Path:
 def _draw_boundary(axes, group: GroupCurves):
     curves = group.runs[0]
     dataset = datasets.load_dataset(curves.config)
+    import keras
+
     model = keras.saving.load_model(curves.path / runs.MODEL_FILE, compile=False)
     x = np.concatenate([dataset.x_train, dataset.x_val])
     low, high = x.min(axis=0) - GRID_MARGIN, x.max(axis=0) + GRID_MARGIN
@@ -416,6 +419,8 @@ def write_image_summaries(pngs: list[Path], figures_dir: Path) -> None:
     Older event files there are deleted first, so plotting again replaces the
     images in TensorBoard instead of adding a second copy of each.
     """
+    import tensorflow as tf
+
     for old in events.event_files(figures_dir):
         old.unlink()
     writer = tf.summary.create_file_writer(str(figures_dir))
@@ -426,11 +431,16 @@ def write_image_summaries(pngs: list[Path], figures_dir: Path) -> None:
     writer.close()
 
 
-def plot_experiment(experiment_dir: Path) -> list[Path]:
+def plot_experiment(experiment_dir: Path, jobs: int | None = None) -> list[Path]:
     """Writes every figure of an experiment into `<experiment_dir>/figures`.
+
+    The loss figures are drawn in `jobs` worker processes (default: one per
+    core) while this process draws the decision boundaries, which need the
+    saved models.
 
     Args:
         experiment_dir: a folder of run folders, e.g. `logs/article`.
+        jobs: worker processes for the loss figures; 1 draws everything here.
 
     Returns:
         Every PNG written: loss-drop figures, the overview, the overlays, then
@@ -446,14 +456,24 @@ def plot_experiment(experiment_dir: Path) -> list[Path]:
     by_dataset: dict[str, list[GroupCurves]] = {}
     for group in groups:
         by_dataset.setdefault(group.config.dataset, []).append(group)
-    written = [plot_loss_drop(group, figures_dir / LOSS_DROP_DIR / f"{group.name}.png")
-               for group in groups]
-    written.append(plot_overview(groups, figures_dir / OVERVIEW_FILE))
-    for dataset, members in by_dataset.items():
-        written.append(plot_overlay(members, figures_dir / OVERLAY_FILE.format(dataset=dataset)))
-    for dataset, members in by_dataset.items():
-        if dataset in TWO_D_DATASETS:
-            written.append(plot_decision_boundaries(
-                members, figures_dir / BOUNDARY_FILE.format(dataset=dataset)))
+    loss_figures = [(plot_loss_drop, group, figures_dir / LOSS_DROP_DIR / f"{group.name}.png")
+                    for group in groups]
+    loss_figures.append((plot_overview, groups, figures_dir / OVERVIEW_FILE))
+    loss_figures += [(plot_overlay, members, figures_dir / OVERLAY_FILE.format(dataset=dataset))
+                     for dataset, members in by_dataset.items()]
+    boundary_figures = [(plot_decision_boundaries, members,
+                         figures_dir / BOUNDARY_FILE.format(dataset=dataset))
+                        for dataset, members in by_dataset.items() if dataset in TWO_D_DATASETS]
+    jobs = jobs or os.cpu_count() or 1
+    if jobs == 1:
+        written = [plot(data, path) for plot, data, path in loss_figures + boundary_figures]
+    else:
+        # Spawned workers: TensorFlow, loaded here for the models, is not fork-safe.
+        with concurrent.futures.ProcessPoolExecutor(
+            jobs, mp_context=multiprocessing.get_context("spawn")
+        ) as pool:
+            futures = [pool.submit(plot, data, path) for plot, data, path in loss_figures]
+            boundaries = [plot(data, path) for plot, data, path in boundary_figures]
+            written = [future.result() for future in futures] + boundaries
     write_image_summaries(written, figures_dir)
     return written
