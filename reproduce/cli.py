@@ -97,6 +97,11 @@ def add_logdir_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_experiment_dir_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("experiment_dir", nargs="?", type=Path, default=DEFAULT_EXPERIMENT_DIR,
+                        help=f"experiment folder (default: {DEFAULT_EXPERIMENT_DIR})")
+
+
 def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("sweep_file", nargs="?", type=Path, default=None, metavar="SWEEP.toml",
                         help="sweep file (default: the packaged article sweep)")
@@ -162,8 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
         usage="reproduce plot [EXPERIMENT_DIR]",
         description="Write the figures of an experiment from its run folders.",
     )
-    plot.add_argument("experiment_dir", nargs="?", type=Path, default=DEFAULT_EXPERIMENT_DIR,
-                      help=f"experiment folder (default: {DEFAULT_EXPERIMENT_DIR})")
+    add_experiment_dir_argument(plot)
     plot.set_defaults(handler=run_plot, parser=plot)
 
     report = commands.add_parser(
@@ -171,8 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
         usage="reproduce report [EXPERIMENT_DIR]",
         description="Write REPORT.md and report.json from an experiment's run folders.",
     )
-    report.add_argument("experiment_dir", nargs="?", type=Path, default=DEFAULT_EXPERIMENT_DIR,
-                        help=f"experiment folder (default: {DEFAULT_EXPERIMENT_DIR})")
+    add_experiment_dir_argument(report)
     report.set_defaults(handler=run_report, parser=report)
 
     compare = commands.add_parser(

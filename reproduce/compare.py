@@ -325,7 +325,7 @@ def _divide(numerator: float, denominator: float) -> float:
 def choose_out_dir(comparison: Comparison) -> Path:
     """`<experiment of the first run>/compare/<name of the run list>`."""
     # A run folder is <experiment>/<dataset>/<name> (runs.run_dir).
-    experiment_dir = comparison.run_dirs[0].parent.parent
+    experiment_dir = runs.experiment_dir_of(comparison.run_dirs[0])
     name = "_vs_".join(label.replace("/", "-") for label in comparison.labels)
     if len(name) > MAX_FOLDER_NAME:
         digest = hashlib.sha1(name.encode()).hexdigest()[:10]

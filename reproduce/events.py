@@ -346,3 +346,37 @@ def summarize_histogram(buckets) -> HistogramStats:
     variance = float(counts @ (centres - mean) ** 2) / total
     mean_abs = float(counts @ np.abs(centres)) / total
     return HistogramStats(total, mean, math.sqrt(variance), mean_abs)
+
+
+def mass_at(buckets, value: float) -> float:
+    """Share of a histogram's count that is exactly `value`.
+
+    Only a constant histogram (buckets with left == right) says a value is
+    exact; a bucket of width > 0 that touches `value` does not count.
+    """
+    buckets = np.asarray(buckets, np.float64).reshape(-1, 3)
+    total = buckets[:, 2].sum()
+    if total <= 0:
+        return 0.0
+    exact = (buckets[:, 0] == value) & (buckets[:, 1] == value)
+    return float(buckets[exact, 2].sum() / total)
+
+
+def mass_in_top_bucket(buckets, value: float) -> float:
+    """Share of a histogram's count in buckets whose right edge is `value`.
+
+    For ReLU, whose derivative is 0 or 1, this is exactly the share at 1; in
+    general it bounds it from above.
+    """
+    buckets = np.asarray(buckets, np.float64).reshape(-1, 3)
+    total = buckets[:, 2].sum()
+    return float(buckets[buckets[:, 1] == value, 2].sum() / total) if total > 0 else 0.0
+
+
+def histogram_range(buckets) -> tuple[float, float]:
+    """Returns (lowest left edge, highest right edge) over the buckets that hold data."""
+    buckets = np.asarray(buckets, np.float64).reshape(-1, 3)
+    filled = buckets[buckets[:, 2] > 0]
+    if not len(filled):
+        return math.nan, math.nan
+    return float(filled[:, 0].min()), float(filled[:, 1].max())

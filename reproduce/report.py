@@ -230,51 +230,6 @@ def measure_loss_drop(values) -> LossDrop:
     )
 
 
-def mass_at(buckets, value: float) -> float:
-    """Share of a histogram's count that is exactly `value`.
-
-    Only a constant histogram (buckets with left == right) says a value is
-    exact; a bucket of width > 0 that touches `value` does not count.
-    """
-    buckets = np.asarray(buckets, np.float64).reshape(-1, 3)
-    total = buckets[:, 2].sum()
-    if total <= 0:
-        return 0.0
-    exact = (buckets[:, 0] == value) & (buckets[:, 1] == value)
-    return float(buckets[exact, 2].sum() / total)
-
-
-def mass_in_top_bucket(buckets, value: float) -> float:
-    """Share of a histogram's count in buckets whose right edge is `value`.
-
-    For ReLU, whose derivative is 0 or 1, this is exactly the share at 1; in
-    general it bounds it from above.
-    """
-    buckets = np.asarray(buckets, np.float64).reshape(-1, 3)
-    total = buckets[:, 2].sum()
-    return float(buckets[buckets[:, 1] == value, 2].sum() / total) if total > 0 else 0.0
-
-
-def histogram_range(buckets) -> tuple[float, float]:
-    """Returns (lowest left edge, highest right edge) over the buckets that hold data."""
-    buckets = np.asarray(buckets, np.float64).reshape(-1, 3)
-    filled = buckets[buckets[:, 2] > 0]
-    if not len(filled):
-        return math.nan, math.nan
-    return float(filled[:, 0].min()), float(filled[:, 1].max())
-
-
-def histogram_std(buckets) -> float:
-    """Standard deviation of the data a histogram describes, from bucket midpoints."""
-    buckets = np.asarray(buckets, np.float64).reshape(-1, 3)
-    counts = buckets[:, 2]
-    if counts.sum() <= 0:
-        return 0.0
-    middles = (buckets[:, 0] + buckets[:, 1]) / 2
-    mean = np.average(middles, weights=counts)
-    return float(np.sqrt(np.average((middles - mean) ** 2, weights=counts)))
-
-
 def dense_layers(model) -> list:
     """Returns the hidden Dense layers `dense_1 ... dense_N` and the output layer, in order."""
     hidden = [layer for layer in model.layers if layer.name.startswith("dense_")]
@@ -664,9 +619,9 @@ def derivative_figures(run: Run) -> dict | None:
     exact, top, lows, highs = [], [], [], []
     for data in histograms.values():
         for buckets in data.buckets:
-            exact.append(mass_at(buckets, DERIVATIVE_ONE))
-            top.append(mass_in_top_bucket(buckets, DERIVATIVE_ONE))
-            low, high = histogram_range(buckets)
+            exact.append(events.mass_at(buckets, DERIVATIVE_ONE))
+            top.append(events.mass_in_top_bucket(buckets, DERIVATIVE_ONE))
+            low, high = events.histogram_range(buckets)
             lows.append(low)
             highs.append(high)
     scalars = run.events.train.scalars
@@ -831,8 +786,8 @@ def training_figures(run: Run) -> dict:
                        gradient_norm_steps=[int(norm.steps[0]), int(norm.steps[-1])])
     histogram = train.histograms.get(tags.tag(tags.GRADIENTS, key))
     if histogram is not None and histogram.buckets:
-        figures.update(gradient_std_first=histogram_std(histogram.buckets[0]),
-                       gradient_std_last=histogram_std(histogram.buckets[-1]))
+        figures.update(gradient_std_first=events.summarize_histogram(histogram.buckets[0]).std,
+                       gradient_std_last=events.summarize_histogram(histogram.buckets[-1]).std)
     losses = run.batch_losses()
     if losses is not None and len(losses) >= 2:
         figures["loss_relative_decrease"] = measure_loss_drop(losses).relative_decrease

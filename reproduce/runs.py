@@ -72,6 +72,11 @@ def experiment_dir(logdir: str | Path, experiment: str) -> Path:
     return Path(logdir) / experiment
 
 
+def experiment_dir_of(run_path: str | Path) -> Path:
+    """Returns the experiment folder holding the run folder `run_path`."""
+    return Path(run_path).parent.parent  # <experiment>/<dataset>/<run>
+
+
 def run_dir(config: RunConfig, logdir: str | Path) -> Path:
     """Returns the folder of `config`'s run under the log root `logdir`."""
     return experiment_dir(logdir, config.experiment) / run_name(config)

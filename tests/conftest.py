@@ -20,6 +20,18 @@ def run_cli(*args, cwd=None):
     )
 
 
+def numbers_in(value):
+    """Yields every number inside nested dicts and lists (booleans excluded)."""
+    if isinstance(value, dict):
+        for item in value.values():
+            yield from numbers_in(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from numbers_in(item)
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        yield value
+
+
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory):
     """A completed TEST_CONFIG run with relu (RunResult)."""

@@ -4,7 +4,7 @@ import json
 
 import matplotlib.image
 
-from conftest import run_cli
+from conftest import numbers_in, run_cli
 from reproduce import runs
 
 TINY_SWEEP = """
@@ -23,17 +23,6 @@ steps_per_execution = 4
 probe_size = 32
 """
 VERDICTS = {"supported", "partially supported", "refuted", "insufficient data"}
-
-
-def _numbers(value):
-    if isinstance(value, dict):
-        for item in value.values():
-            yield from _numbers(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _numbers(item)
-    elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        yield value
 
 
 def test_tiny_article_runs_end_to_end_in_parallel_and_resumes(tmp_path):
@@ -62,9 +51,9 @@ def test_tiny_article_runs_end_to_end_in_parallel_and_resumes(tmp_path):
     assert sorted(claims) == ["C1", "C2", "C3", "C4", "C5"]
     for claim in claims.values():
         assert claim["verdict"] in VERDICTS and claim["rule"]
-        assert all(value == value for value in _numbers(claim["evidence"]))  # no NaN
+        assert all(value == value for value in numbers_in(claim["evidence"]))  # no NaN
     assert claims["C2"]["verdict"] == "supported"
-    assert list(_numbers(claims["C4"]["evidence"]))
+    assert list(numbers_in(claims["C4"]["evidence"]))
     assert "## C3" in (experiment / "REPORT.md").read_text()
 
     assert (experiment / "hparams_config").is_dir() and (experiment / "custom_scalars").is_dir()

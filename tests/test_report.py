@@ -5,7 +5,8 @@ import shutil
 import numpy as np
 import pytest
 
-from reproduce import models, report, runs
+from conftest import numbers_in
+from reproduce import events, models, report, runs
 from reproduce.config import TEST_CONFIG
 from reproduce.errors import RunNotFoundError
 
@@ -113,12 +114,12 @@ def _spread(low, high, counts):
 
 
 def test_mass_at_one_only_counts_constant_buckets():
-    assert report.mass_at(_constant(1.0, 8192), 1.0) == 1.0
-    assert report.mass_at(_constant(0.5, 8192), 1.0) == 0.0
+    assert events.mass_at(_constant(1.0, 8192), 1.0) == 1.0
+    assert events.mass_at(_constant(0.5, 8192), 1.0) == 0.0
     relu_like = _spread(0.0, 1.0, [600] + [0] * 28 + [400])
-    assert report.mass_at(relu_like, 1.0) == 0.0
-    assert report.mass_in_top_bucket(relu_like, 1.0) == pytest.approx(0.4)
-    assert report.histogram_range(relu_like) == (0.0, 1.0)
+    assert events.mass_at(relu_like, 1.0) == 0.0
+    assert events.mass_in_top_bucket(relu_like, 1.0) == pytest.approx(0.4)
+    assert events.histogram_range(relu_like) == (0.0, 1.0)
 
 
 def test_dataset_checks_apply_the_c5_rule():
@@ -148,17 +149,6 @@ def tiny_experiment(tmp_path_factory):
     return logdir / TEST_CONFIG.experiment
 
 
-def _numbers(value):
-    if isinstance(value, dict):
-        for item in value.values():
-            yield from _numbers(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _numbers(item)
-    elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        yield value
-
-
 def test_report_end_to_end_on_tiny_runs(tiny_experiment, tmp_path):
     experiment = tmp_path / "test"
     shutil.copytree(tiny_experiment, experiment)
@@ -170,7 +160,7 @@ def test_report_end_to_end_on_tiny_runs(tiny_experiment, tmp_path):
     for claim in claims.values():
         assert claim["verdict"] in report.VERDICTS
         assert claim["rule"] and claim["claim"]
-        numbers = list(_numbers(claim["evidence"]))
+        numbers = list(numbers_in(claim["evidence"]))
         assert numbers and all(math.isfinite(number) for number in numbers), claim["id"]
 
     assert claims["C2"]["verdict"] == "supported"
