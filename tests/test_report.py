@@ -122,18 +122,28 @@ def test_mass_at_one_only_counts_constant_buckets():
     assert events.histogram_range(relu_like) == (0.0, 1.0)
 
 
+def _row(dataset, model, mean, std=0.0, n=3):
+    return {"dataset": dataset, "model": model, "mean": mean, "std": std, "n": n}
+
+
 def test_dataset_checks_apply_the_c5_rule():
     rows = [
-        {"dataset": "moons", "model": "linear", "mean": 0.88},
-        {"dataset": "moons", "model": "relu", "mean": 0.99},
-        {"dataset": "moons", "model": "logistic_regression", "mean": 0.87},
-        {"dataset": "linear", "model": "linear", "mean": 0.97},
-        {"dataset": "linear", "model": "relu", "mean": 1.0},
-        {"dataset": "digits", "model": "linear", "mean": 0.95},
-        {"dataset": "digits", "model": "tanh", "mean": 0.97},
+        _row("moons", "linear", 0.88), _row("moons", "relu", 0.99),
+        _row("moons", "logistic_regression", 0.87),
+        _row("circles", "linear", 0.90), _row("circles", "relu", 0.99),
+        _row("circles", "logistic_regression", 0.87),
+        # Near chance, the seeds' spread widens the margin: 2 * sqrt((0.062² + 0.023²) / 3).
+        _row("xor", "linear", 0.545, 0.062), _row("xor", "relu", 0.89),
+        _row("xor", "logistic_regression", 0.512, 0.023),
+        _row("linear", "linear", 0.97), _row("linear", "relu", 1.0),
+        _row("digits", "linear", 0.95), _row("digits", "tanh", 0.97),
     ]
     checks = report.dataset_checks(rows)
     assert checks["moons"]["holds"] is True and checks["moons"]["best_nonlinear"] == 0.99
+    assert checks["moons"]["margin"] == 0.02
+    assert checks["circles"]["holds"] is False  # 0.03 above logistic regression, margin 0.02
+    assert checks["xor"]["margin"] == pytest.approx(2 * math.sqrt((0.062**2 + 0.023**2) / 3))
+    assert checks["xor"]["holds"] is True
     assert checks["linear"]["holds"] is False  # 0.03 below the best, margin 0.02
     assert checks["digits"]["kind"] == "real" and checks["digits"]["competitive"] is True
 
