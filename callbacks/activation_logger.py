@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from callbacks import summaries, tags
@@ -102,17 +103,19 @@ class ActivationLogger(ProbeLogger):
             loss = self._probe_loss(self.model, y_pred[0] if len(y_pred) == 1 else y_pred)
         activations = hidden[1::2]
         backprop = tape.gradient(loss, activations)
-        scalars, histogram_inputs = [], []
+        derivatives, histogram_inputs = [], []
         for index, layer in enumerate(self._layers):
             z = tf.cast(self._preactivation(layer, hidden[2 * index]), tf.float32)
             with tf.GradientTape() as derivative_tape:
                 derivative_tape.watch(z)
                 fz = layer.activation(z)
             derivative = derivative_tape.gradient(fz, z)
-            scalars += [dead_fraction(derivative), saturated_fraction(derivative)]
+            derivatives.append(derivative)
             histogram_inputs += [z, activations[index], derivative, backprop[index]]
-        return (tf.stack(scalars),
-                summaries.histograms(histogram_inputs, self.histogram_buckets))
+        flat = summaries.Flat.of(histogram_inputs)
+        fractions = tf.stack([dead_fractions(derivatives),
+                              saturated_fractions(derivatives)], axis=1)
+        return tf.reshape(fractions, [-1]), flat.histograms(self.histogram_buckets)
 
     @staticmethod
     def _preactivation(layer, layer_input):
@@ -130,15 +133,19 @@ def _has_activation(layer) -> bool:
     return activation is not None and activation is not keras.activations.linear
 
 
-def dead_fraction(derivative):
-    """Share of units (last axis) whose derivative is 0 on every example."""
-    units = tf.reshape(derivative, [-1, tf.shape(derivative)[-1]])
-    dead = tf.reduce_all(tf.equal(units, 0.0), axis=0)
-    return tf.reduce_mean(tf.cast(dead, tf.float32))
+def dead_fractions(derivatives):
+    """Per layer: the share of units (last axis) whose derivative is 0 on every example."""
+    unit_max = [tf.reduce_max(tf.abs(tf.reshape(derivative, [-1, derivative.shape[-1]])), axis=0)
+                for derivative in derivatives]
+    layer_of_unit = np.repeat(np.arange(len(derivatives)),
+                              [derivative.shape[-1] for derivative in derivatives])
+    dead = tf.cast(tf.concat(unit_max, 0) == 0.0, tf.float32)
+    return tf.math.unsorted_segment_mean(dead, layer_of_unit, len(derivatives))
 
 
-def saturated_fraction(derivative):
-    """Share of entries whose |derivative| is below 1% of the largest |derivative|."""
-    magnitude = tf.abs(derivative)
-    threshold = SATURATION_THRESHOLD * tf.reduce_max(magnitude)
-    return tf.reduce_mean(tf.cast(magnitude < threshold, tf.float32))
+def saturated_fractions(derivatives):
+    """Per layer: the share of entries whose |derivative| is below 1% of the layer's largest."""
+    magnitude = summaries.Flat.of([tf.abs(derivative) for derivative in derivatives])
+    threshold = SATURATION_THRESHOLD * magnitude.segment_max()
+    saturated = tf.cast(magnitude.values < tf.gather(threshold, magnitude.segments), tf.float32)
+    return tf.math.segment_mean(saturated, magnitude.segments)

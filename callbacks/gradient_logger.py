@@ -46,8 +46,7 @@ class GradientLogger(ProbeLogger):
         model = self.model
         with tf.GradientTape() as tape:
             loss = self._probe_loss(model, model(self.probe_x, training=False))
-        gradients = tape.gradient(loss, self._variables)
-        gradient_norms = summaries.norms(gradients)
-        global_norm = tf.norm(gradient_norms)
-        return (tf.concat([gradient_norms, [global_norm]], 0),
-                summaries.histograms(gradients, self.histogram_buckets))
+        flat = summaries.Flat.of(tape.gradient(loss, self._variables))
+        gradient_norms = flat.norms()
+        return (tf.concat([gradient_norms, [tf.norm(gradient_norms)]], 0),
+                flat.histograms(self.histogram_buckets))

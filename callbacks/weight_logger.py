@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import tensorflow as tf
 
 from callbacks import summaries, tags
@@ -33,10 +34,9 @@ class WeightLogger(ProbeLogger):
 
     def _prepare(self, model):
         self._variables = list(model.trainable_variables)
-        self._previous = [
-            tf.Variable(tf.zeros(variable.shape, tf.float32), trainable=False)
-            for variable in self._variables
-        ]
+        size = sum(int(np.prod(variable.shape)) for variable in self._variables)
+        # The previous log's weights, flattened like `summaries.Flat.of(variables)`.
+        self._previous = tf.Variable(tf.zeros([size], tf.float32), trainable=False)
         self._logs_written = 0
         keys = [tags.variable_key(variable) for variable in self._variables]
         self._ratio_tags = {tags.tag(tags.UPDATE_RATIO, key) for key in keys}
@@ -45,16 +45,13 @@ class WeightLogger(ProbeLogger):
         return scalar_tags, [tags.tag(tags.WEIGHTS, key) for key in keys]
 
     def _compute(self):
-        values = [tf.cast(tf.convert_to_tensor(variable), tf.float32)
-                  for variable in self._variables]
-        previous = [tf.convert_to_tensor(variable) for variable in self._previous]
-        changes = [value - before for value, before in zip(values, previous)]
-        ratios = tf.math.divide_no_nan(summaries.norms(changes), summaries.norms(previous))
+        flat = summaries.Flat.of([tf.convert_to_tensor(variable) for variable in self._variables])
+        previous = tf.convert_to_tensor(self._previous)
+        ratios = tf.math.divide_no_nan(flat.with_values(flat.values - previous).norms(),
+                                       flat.with_values(previous).norms())
         with tf.control_dependencies([ratios]):
-            for variable, value in zip(self._previous, values):
-                variable.assign(value)
-        return (tf.concat([summaries.norms(values), ratios], 0),
-                summaries.histograms(values, self.histogram_buckets))
+            self._previous.assign(flat.values)
+        return (tf.concat([flat.norms(), ratios], 0), flat.histograms(self.histogram_buckets))
 
     def _log(self, step):
         super()._log(step)

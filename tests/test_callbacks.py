@@ -317,3 +317,25 @@ def test_mirrored_strategy_writes_one_copy_of_each_summary(tmp_path):
     initial = models.build_model(TEST_CONFIG, x.shape[1], 2)
     first_loss = keras.losses.BinaryCrossentropy()(y[:16], initial(x[:16]))
     np.testing.assert_allclose(train_events.scalars["batch_loss"].values[0], first_loss, rtol=1e-5)
+
+
+def test_histograms_match_tensorboard_reference_implementation():
+    from tensorboard.compat.proto import summary_pb2
+    from tensorboard.plugins.histogram import summary_v2
+    from tensorboard.util import tensor_util
+
+    from callbacks import summaries
+
+    rng = np.random.default_rng(0)
+    tensors = [rng.normal(size=(256, 32)), rng.uniform(-3, 5, size=(7,)),
+               np.full((4, 5), 1.0), rng.exponential(size=(33, 2)), np.array([-2.5])]
+    flat = summaries.Flat.of([tf.constant(tensor, tf.float32) for tensor in tensors])
+    ours = flat.histograms(30).numpy()
+    for index, tensor in enumerate(tensors):
+        reference = summary_v2.histogram_pb("t", tensor.astype(np.float32), buckets=30)
+        value = summary_pb2.Summary.FromString(reference.SerializeToString()).value[0]
+        expected = tensor_util.make_ndarray(value.tensor)
+        np.testing.assert_allclose(ours[index][:, :2], expected[:, :2], rtol=1e-6, atol=1e-6)
+        np.testing.assert_array_equal(ours[index][:, 2], expected[:, 2])
+    np.testing.assert_allclose(flat.norms().numpy(),
+                               [np.linalg.norm(tensor) for tensor in tensors], rtol=1e-6)
