@@ -174,8 +174,8 @@ def run_all(sweep: Sweep, logdir, jobs: int | None = None, verbose: int = 0) -> 
     progress.pending = len(pending)
     if jobs == 1 or len(pending) <= 1:
         for index, config in pending:
-            progress.start(index, runs.run_name(config))
-            outcomes[index] = train_one(config.to_json(), str(logdir), verbose)
+            outcomes[index] = train_one(config.to_json(), str(logdir), verbose,
+                                        progress.position(index))
             progress.report(index, outcomes[index])
     elif pending:
         context = multiprocessing.get_context("spawn")  # TensorFlow is not fork-safe
@@ -184,7 +184,8 @@ def run_all(sweep: Sweep, logdir, jobs: int | None = None, verbose: int = 0) -> 
         ) as pool:
             futures = {}
             for index, config in pending:
-                futures[pool.submit(train_one, config.to_json(), str(logdir), 0)] = index
+                futures[pool.submit(train_one, config.to_json(), str(logdir), 0,
+                                    progress.position(index))] = index
             for future in concurrent.futures.as_completed(futures):
                 index = futures[future]
                 outcomes[index] = future.result()
@@ -206,11 +207,11 @@ class _Progress:
         self.pending = 0
         self.finished = 0
 
-    def start(self, index: int, name: str) -> None:
-        print(f"[{index}/{self.total}] {name}  started", flush=True)
+    def position(self, index: int) -> str:
+        return f"[{index}/{self.total}]"
 
     def report(self, index: int, outcome: RunOutcome) -> None:
-        prefix = f"[{index}/{self.total}] {outcome.name}"
+        prefix = f"{self.position(index)} {outcome.name}"
         if outcome.status == "skipped":
             print(f"{prefix}  already complete, skipped", flush=True)
             return
@@ -237,10 +238,14 @@ def _init_worker() -> None:
     tf.config.threading.set_inter_op_parallelism_threads(1)
 
 
-def train_one(config_json: str, logdir: str, verbose: int = 0) -> RunOutcome:
-    """Trains one configuration (in a worker or in-process); errors become a failed outcome."""
+def train_one(config_json: str, logdir: str, verbose: int = 0, position: str = "") -> RunOutcome:
+    """Trains one configuration (in a worker or in-process); errors become a failed outcome.
+
+    Prints the run's start line, from the worker that runs it.
+    """
     config = RunConfig.from_json(config_json)
     name = runs.run_name(config)
+    print(f"{position} {name}  started".lstrip(), flush=True)
     start = time.perf_counter()
     try:
         from reproduce.train import train

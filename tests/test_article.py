@@ -32,6 +32,8 @@ def test_tiny_article_runs_end_to_end_in_parallel_and_resumes(tmp_path):
     result = run_cli("article", sweep_file, "--logdir", logdir, "--jobs", "2")
     assert result.returncode == 0, result.stderr[-3000:]
     out = result.stdout
+    # Start lines come from the worker processes, end lines from the sweep.
+    assert "[1/2] moons/linear-d2-w8-s0-bs=16-ep=6-n=80  started" in out
     assert "[1/2] moons/linear-d2-w8-s0-bs=16-ep=6-n=80  val_acc=" in out
     assert "2 runs: 2 trained, 0 already complete, 0 failed" in out and "with 2 job(s)" in out
     experiment = logdir / "tiny"
