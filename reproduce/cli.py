@@ -125,64 +125,54 @@ def load_sweep_from_args(args: argparse.Namespace):
         activation=args.activations, dataset=args.datasets, seed=args.seeds)
 
 
+def add_command(commands, name: str, handler, help: str, usage: str, description: str = ""):
+    """Adds the subcommand `name`, run by `handler(args, its_parser)`; returns its parser."""
+    parser = commands.add_parser(name, help=help, usage=usage, description=description or None)
+    parser.set_defaults(handler=handler, parser=parser)
+    return parser
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="reproduce",
         description="Reproduce and test \"Why you shouldn't use a linear activation function\".",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sweep_usage = ("[SWEEP.toml] [--logdir DIR] [--activations A ...] [--datasets D ...] "
+                   "[--seeds S ...] [--jobs N]")
 
-    train = commands.add_parser(
-        "train", help="train one configuration", usage="reproduce train [options]",
-        description="Train one configuration and write its run folder.",
-    )
+    train = add_command(commands, "train", run_train, "train one configuration",
+                        "reproduce train [options]",
+                        "Train one configuration and write its run folder.")
     add_config_arguments(train)
     add_logdir_argument(train)
     train.add_argument("--overwrite", action="store_true", help="replace a completed run")
     train.add_argument("--quiet", action="store_true", help="no per-epoch progress")
-    train.set_defaults(handler=run_train, parser=train)
 
-    sweep = commands.add_parser(
-        "sweep", help="train every configuration of a sweep file, resumably",
-        usage="reproduce sweep [SWEEP.toml] [--logdir DIR] [--activations A ...] "
-              "[--datasets D ...] [--seeds S ...] [--jobs N]",
-        description="Train every combination of a sweep file's [grid] (default: the "
-                    "article sweep), skipping completed runs.",
-    )
-    add_sweep_arguments(sweep)
-    sweep.set_defaults(handler=run_sweep, parser=sweep)
+    add_sweep_arguments(add_command(
+        commands, "sweep", run_sweep, "train every configuration of a sweep file, resumably",
+        f"reproduce sweep {sweep_usage}",
+        "Train every combination of a sweep file's [grid] (default: the article sweep), "
+        "skipping completed runs."))
+    add_sweep_arguments(add_command(
+        commands, "article", run_article,
+        "the article reproduction: sweep, figures, report (`make reproduce`)",
+        f"reproduce article {sweep_usage}",
+        "Run the article sweep (skipping completed runs), then write its figures and REPORT.md."))
+    add_experiment_dir_argument(add_command(
+        commands, "plot", run_plot,
+        "loss-drop, overview and decision-boundary figures of an experiment",
+        "reproduce plot [EXPERIMENT_DIR]",
+        "Write the figures of an experiment from its run folders."))
+    add_experiment_dir_argument(add_command(
+        commands, "report", run_report, "the claim-by-claim report of an experiment",
+        "reproduce report [EXPERIMENT_DIR]",
+        "Write REPORT.md and report.json from an experiment's run folders."))
 
-    article = commands.add_parser(
-        "article", help="the article reproduction: sweep, figures, report (`make reproduce`)",
-        usage="reproduce article [SWEEP.toml] [--logdir DIR] [--activations A ...] "
-              "[--datasets D ...] [--seeds S ...] [--jobs N]",
-        description="Run the article sweep (skipping completed runs), then write its "
-                    "figures and REPORT.md.",
-    )
-    add_sweep_arguments(article)
-    article.set_defaults(handler=run_article, parser=article)
-
-    plot = commands.add_parser(
-        "plot", help="loss-drop, overview and decision-boundary figures of an experiment",
-        usage="reproduce plot [EXPERIMENT_DIR]",
-        description="Write the figures of an experiment from its run folders.",
-    )
-    add_experiment_dir_argument(plot)
-    plot.set_defaults(handler=run_plot, parser=plot)
-
-    report = commands.add_parser(
-        "report", help="the claim-by-claim report of an experiment",
-        usage="reproduce report [EXPERIMENT_DIR]",
-        description="Write REPORT.md and report.json from an experiment's run folders.",
-    )
-    add_experiment_dir_argument(report)
-    report.set_defaults(handler=run_report, parser=report)
-
-    compare = commands.add_parser(
-        "compare", help="compare logged gradient histograms across runs",
-        usage="reproduce compare RUN [RUN ...] [--tags GLOB ...] [--steps STEP ...] [--json]",
-        description="Overlay the histograms of several runs layer by layer, and tabulate them.",
-    )
+    compare = add_command(
+        commands, "compare", run_compare, "compare logged gradient histograms across runs",
+        "reproduce compare RUN [RUN ...] [--tags GLOB ...] [--steps STEP ...] [--json]",
+        "Overlay the histograms of several runs layer by layer, and tabulate them.")
     compare.add_argument("runs", nargs="+", help="run folders or glob patterns")
     compare.add_argument("--tags", nargs="+", default=["gradients/*"],
                          help="histogram tag globs (default: gradients/*)")
@@ -191,15 +181,13 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--out", type=Path, default=None,
                          help="figure folder (default: <first run's experiment>/compare)")
     compare.add_argument("--json", action="store_true", help="print the table as JSON")
-    compare.set_defaults(handler=run_compare, parser=compare)
 
-    tensorboard = commands.add_parser(
-        "tensorboard", help="start TensorBoard on 127.0.0.1 with nothing sampled away",
-        usage="reproduce tensorboard [LOGDIR] [--port PORT]",
-    )
+    tensorboard = add_command(
+        commands, "tensorboard", run_tensorboard,
+        "start TensorBoard on 127.0.0.1 with nothing sampled away",
+        "reproduce tensorboard [LOGDIR] [--port PORT]")
     tensorboard.add_argument("logdir", nargs="?", type=Path, default=Path(DEFAULT_LOGDIR))
     tensorboard.add_argument("--port", type=int, default=6006)
-    tensorboard.set_defaults(handler=run_tensorboard, parser=tensorboard)
     return parser
 
 
