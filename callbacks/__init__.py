@@ -20,7 +20,7 @@ _MODULES = {
     "GradientLogger": "callbacks.gradient_logger",
     "ProbeLogger": "callbacks.probe_logger",
     "WeightLogger": "callbacks.weight_logger",
-    "make_probe": "callbacks.probe_logger",
+    "make_probe": "callbacks.probe",
 }
 
 __all__ = sorted(_MODULES)

@@ -18,19 +18,10 @@ import numpy as np
 import tensorflow as tf
 
 from callbacks.event_writer import EventWriter
+from callbacks.probe import DEFAULT_PROBE_SIZE, make_probe
 
-DEFAULT_PROBE_SIZE = 256
 DEFAULT_BUCKETS = 30  # TensorBoard's own default
 LOGS_PER_RUN = 20  # target of the automatic frequency, besides step 0 and the end
-
-
-def make_probe(x, y, size: int = DEFAULT_PROBE_SIZE, seed: int = 0):
-    """Returns min(size, len(x)) examples of (x, y) chosen by `seed`, in their original order."""
-    x, y = np.asarray(x), np.asarray(y)
-    if len(x) <= size:
-        return x, y
-    index = np.sort(np.random.default_rng(seed).choice(len(x), size=size, replace=False))
-    return x[index], y[index]
 
 
 def _check_positive_int(name, value, allow_none=False):

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from callbacks import probe
 from reproduce.config import RunConfig
 from reproduce.errors import DataError
 
@@ -85,10 +86,7 @@ def load_dataset(config: RunConfig, mnist_path: str | Path | None = None) -> Dat
 
 def make_probe(dataset: Dataset, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Returns min(size, training size) training examples chosen by `seed`."""
-    rng = np.random.default_rng([seed, 1])
-    count = min(size, len(dataset.x_train))
-    index = np.sort(rng.choice(len(dataset.x_train), size=count, replace=False))
-    return dataset.x_train[index], dataset.y_train[index]
+    return probe.make_probe(dataset.x_train, dataset.y_train, size, seed)
 
 
 def make_pipelines(dataset: Dataset, batch_size: int, seed: int):
