@@ -31,6 +31,7 @@ FIELD_CHOICES = {
     "activation": config_module.ACTIVATIONS,
     "initializer": config_module.INITIALIZERS,
     "optimizer": config_module.OPTIMIZERS,
+    "strategy": config_module.STRATEGIES,
 }
 FIELD_HELP = {
     "experiment": "experiment folder under the log root",
@@ -46,6 +47,10 @@ FIELD_HELP = {
     "steps_per_execution": "optimizer steps per compiled call",
     "jit_compile": "XLA-compile the train step",
     "mixed_precision": "mixed_float16 policy (float32 output)",
+    "strategy": "tf.distribute strategy: default (one device), mirrored (several devices of "
+                "this machine), multi_worker (several machines, configured by TF_CONFIG)",
+    "devices": "mirrored only: comma-separated devices, e.g. /gpu:0,/gpu:1 "
+               "(CPU indices above 0 split the CPU into logical devices)",
     "log_every": "optimizer steps between probe logs (default: ~20 logs per run)",
     "log_gradients": "log per-layer gradients (GradientLogger)",
     "log_weights": "log per-layer weights (WeightLogger)",
@@ -195,8 +200,9 @@ def run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     config = _parse_config(args, parser)
     from reproduce.runs import check_not_complete, check_writable, run_dir
 
-    check_writable(args.logdir)
-    check_not_complete(run_dir(config, args.logdir), args.overwrite)
+    if config.strategy != "multi_worker":  # workers must fail together, after connecting
+        check_writable(args.logdir)
+        check_not_complete(run_dir(config, args.logdir), args.overwrite)
     from reproduce.train import train
 
     result = train(config, args.logdir, overwrite=args.overwrite, verbose=0 if args.quiet else 2)

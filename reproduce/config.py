@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 import types
 import typing
 from pathlib import Path
@@ -36,6 +37,9 @@ ACTIVATIONS = (
 )
 INITIALIZERS = ("glorot_uniform", "he_normal", "orthogonal", "standard")
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
+STRATEGIES = ("default", "mirrored", "multi_worker")  # tf.distribute strategies
+# A device as tf.distribute names it: "/gpu:0", "/device:CPU:1", "GPU:2".
+DEVICE_PATTERN = re.compile(r"(/device:|/)?(cpu|gpu):\d+", re.IGNORECASE)
 # Run folder names use these characters only.
 NAME_CHARACTERS = "abcdefghijklmnopqrstuvwxyz0123456789._=-"
 
@@ -61,6 +65,8 @@ class RunConfig:
     steps_per_execution: int = 32  # optimizer steps per compiled call (4x faster than 1)
     jit_compile: bool = False  # XLA-compile the train step (Keras picks it on a GPU)
     mixed_precision: bool = False  # mixed_float16 policy, float32 output layer
+    strategy: str = "default"  # one of STRATEGIES; multi_worker reads TF_CONFIG
+    devices: str | None = None  # mirrored only: comma-separated devices; None = every GPU
     log_every: int | None = None  # optimizer steps between probe logs; None = ~20 per run
     log_gradients: bool = True  # attach GradientLogger
     log_weights: bool = True  # attach WeightLogger
@@ -175,6 +181,8 @@ def _check_values(config: RunConfig) -> None:
     _check_choice("activation", config.activation, ACTIVATIONS)
     _check_choice("initializer", config.initializer, INITIALIZERS)
     _check_choice("optimizer", config.optimizer, OPTIMIZERS)
+    _check_choice("strategy", config.strategy, STRATEGIES)
+    _check_devices(config)
     if not config.experiment or not set(config.experiment) <= set(NAME_CHARACTERS):
         raise ConfigError(
             f"invalid experiment {config.experiment!r}; use the characters "
@@ -199,6 +207,20 @@ def _check_values(config: RunConfig) -> None:
         )
     if not (config.noise >= 0 and math.isfinite(config.noise)):
         raise ConfigError(f"noise must be at least 0, got {config.noise}")
+
+
+def _check_devices(config: RunConfig) -> None:
+    if config.devices is None:
+        return
+    if config.strategy != "mirrored":
+        raise ConfigError(
+            f"devices {config.devices!r} need strategy 'mirrored', got {config.strategy!r}")
+    names = config.devices.split(",")
+    bad = [name for name in names if not DEVICE_PATTERN.fullmatch(name.strip())]
+    if bad or len(set(names)) != len(names):
+        raise ConfigError(
+            f"invalid devices {config.devices!r}; give distinct comma-separated devices "
+            f"such as /gpu:0,/gpu:1 or /cpu:0,/cpu:1")
 
 
 # A run small enough for unit tests: tens of examples, two epochs.

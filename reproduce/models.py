@@ -26,7 +26,10 @@ OUTPUT_NAME = "output"
 
 
 def make_initializer(name: str, fan_in: int, seed: int):
-    """Returns a seeded Keras initializer; `standard` is U[-1/sqrt(n), 1/sqrt(n)] (Glorot & Bengio 2010)."""
+    """Returns a seeded Keras initializer.
+
+    `standard` is U[-1/sqrt(n), 1/sqrt(n)] (Glorot & Bengio 2010).
+    """
     if name == "standard":
         limit = 1.0 / math.sqrt(fan_in)
         return keras.initializers.RandomUniform(-limit, limit, seed=seed)
@@ -59,7 +62,8 @@ def build_model(config: RunConfig, input_dim: int, n_classes: int) -> keras.Mode
     for index in range(1, config.depth + 1):
         hidden = keras.layers.Dense(
             config.width,
-            kernel_initializer=make_initializer(config.initializer, fan_in, config.seed * 1000 + index),
+            kernel_initializer=make_initializer(
+                config.initializer, fan_in, config.seed * 1000 + index),
             name=dense_name(index),
         )(hidden)
         hidden = keras.layers.Activation(config.activation, name=activation_name(index))(hidden)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -15,8 +17,9 @@ import tensorflow as tf
 from tensorflow.python.framework import config as tf_config
 
 import callbacks as run_callbacks
-from reproduce import datasets, models, runs
+from reproduce import datasets, distribute, distributed_fit, models, runs
 from reproduce.config import RunConfig
+from reproduce.errors import ReproduceError, RunExistsError
 from reproduce.tensorboard import write_run_hparams
 
 
@@ -48,7 +51,9 @@ def train(
 
     The folder gets `config.json`, `probe.npz`, TensorBoard event files in
     `train/` and `validation/`, `model.keras`, the run's hparams summary,
-    `history.json` and, last, the `COMPLETE` marker.
+    `history.json` and, last, the `COMPLETE` marker. Under a distribution
+    strategy (`config.strategy`) only the chief writes the folder; the other
+    workers take the same decisions and write into a temporary folder.
 
     Args:
         config: the run to train.
@@ -65,48 +70,84 @@ def train(
         DataError: the dataset cannot be built.
         RunExistsError: the run is complete and `overwrite` is false.
     """
-    runs.check_writable(logdir)
-    runs.check_not_complete(runs.run_dir(config, logdir), overwrite)
+    strategy = distribute.make_strategy(config)
+    chief = distribute.is_chief(strategy)
+    _check_chief_may_train(strategy, chief, config, logdir, overwrite)
     dataset = datasets.load_dataset(config, mnist_path)
-    run_dir = runs.prepare_run_dir(config, logdir, overwrite)
+    # Other workers compute the same summaries into a folder of their own, deleted at the end.
+    run_dir = (runs.prepare_run_dir(config, logdir, overwrite) if chief
+               else Path(tempfile.mkdtemp(prefix="reproduce-worker-")))
+    try:
+        result = _train(config, strategy, run_dir, dataset, verbose, chief)
+    finally:
+        if not chief:
+            shutil.rmtree(run_dir, ignore_errors=True)
+    return dataclasses.replace(result, run_dir=runs.run_dir(config, logdir))
+
+
+def _train(config: RunConfig, strategy, run_dir: Path, dataset, verbose, chief: bool) -> RunResult:
     start = time.perf_counter()
     _set_up_session(config)
+    devices = distribute.device_names(strategy)
     if verbose:
-        devices = ", ".join(device.name for device in tf.config.list_logical_devices())
-        print(f"{runs.run_name(config)}: training on {devices}", file=sys.stderr)
+        print(f"{runs.run_name(config)}: training on {', '.join(devices)}", file=sys.stderr)
 
-    model = models.build_model(config, dataset.input_dim, dataset.n_classes)
-    models.compile_model(model, config, dataset.n_classes)
-    (run_dir / runs.CONFIG_FILE).write_text(config.to_json())
+    with strategy.scope():
+        model = models.build_model(config, dataset.input_dim, dataset.n_classes)
+        models.compile_model(model, config, dataset.n_classes)
     probe_x, probe_y = datasets.make_probe(dataset, config.probe_size, config.seed)
-    np.savez(run_dir / runs.PROBE_FILE, x=probe_x, y=probe_y)
+    if chief:
+        (run_dir / runs.CONFIG_FILE).write_text(config.to_json())
+        np.savez(run_dir / runs.PROBE_FILE, x=probe_x, y=probe_y)
 
     train_data, validation_data = datasets.make_pipelines(dataset, config.batch_size, config.seed)
-    history = model.fit(
-        train_data,
-        validation_data=validation_data,
-        epochs=config.epochs,
-        callbacks=make_callbacks(config, run_dir, (probe_x, probe_y)),
-        verbose=verbose,
-        shuffle=False,  # the pipeline shuffles, seeded
-    )
-    model.save(run_dir / runs.MODEL_FILE)
-    write_run_hparams(run_dir, config)
+    callbacks = make_callbacks(config, run_dir, (probe_x, probe_y))
+    if config.strategy == "default":
+        history = model.fit(
+            train_data,
+            validation_data=validation_data,
+            epochs=config.epochs,
+            callbacks=callbacks,
+            verbose=verbose,
+            shuffle=False,  # the pipeline shuffles, seeded
+        )
+    else:
+        history = distributed_fit.fit(model, train_data, validation_data, config.epochs,
+                                      callbacks, verbose)
+    model.save(run_dir / runs.MODEL_FILE)  # every worker saves: saving may need collectives
     history_values = {
         name: [float(value) for value in values] for name, values in history.history.items()
     }
-    (run_dir / runs.HISTORY_FILE).write_text(json.dumps(history_values, indent=2) + "\n")
     steps = int(model.optimizer.iterations.numpy())
     status = runs.STATUS_DIVERGED if _diverged(history_values) else runs.STATUS_COMPLETE
     wall_time = time.perf_counter() - start
     result = RunResult(run_dir, config, history_values, status, wall_time, steps)
+    if not chief:
+        return result
+    write_run_hparams(run_dir, config)
+    (run_dir / runs.HISTORY_FILE).write_text(json.dumps(history_values, indent=2) + "\n")
     runs.write_marker(
         run_dir,
         {"status": status, "wall_time_s": round(wall_time, 3), "steps": steps,
          "steps_per_epoch": int(train_data.cardinality().numpy()),
-         "epochs": len(history_values.get("loss", [])), "final": result.final},
+         "epochs": len(history_values.get("loss", [])), "final": result.final,
+         "devices": devices, "replicas": int(strategy.num_replicas_in_sync)},
     )
     return result
+
+
+def _check_chief_may_train(strategy, chief: bool, config: RunConfig, logdir, overwrite: bool):
+    """Raises the chief's error on every worker, so that none waits for the others forever."""
+    problem = None
+    if chief:
+        try:
+            runs.check_writable(logdir)
+            runs.check_not_complete(runs.run_dir(config, logdir), overwrite)
+        except ReproduceError as error:
+            problem = error
+    if distribute.chief_flags(strategy, [problem is not None])[0]:
+        raise problem or RunExistsError(
+            f"the chief refused to train {runs.run_name(config)}; see its error")
 
 
 def make_callbacks(config: RunConfig, run_dir: Path, probe) -> list[keras.callbacks.Callback]:
@@ -133,7 +174,8 @@ def make_callbacks(config: RunConfig, run_dir: Path, probe) -> list[keras.callba
 
 def _set_up_session(config: RunConfig) -> None:
     keras.backend.clear_session()
-    keras.mixed_precision.set_global_policy("mixed_float16" if config.mixed_precision else "float32")
+    policy = "mixed_float16" if config.mixed_precision else "float32"
+    keras.mixed_precision.set_global_policy(policy)
     keras.utils.set_random_seed(config.seed)
     # Keras refuses XLA while op determinism is on, so jit runs do without it.
     if config.jit_compile:

@@ -1,0 +1,133 @@
+"""The tf.distribute strategy of a run: which one, on which devices, who writes.
+
+`default` trains on one device (a GPU when one is visible). `mirrored`
+replicates the model over several devices of this machine. `multi_worker`
+replicates it over several machines described by the standard `TF_CONFIG`
+environment variable; only the chief writes the run folder.
+
+CPU devices beyond `/cpu:0` (e.g. `--devices /cpu:0,/cpu:1`) split the CPU
+into logical devices, which lets the distributed paths run without a GPU.
+That has to happen before TensorFlow starts its runtime in the process.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+
+import tensorflow as tf
+
+from reproduce.config import RunConfig
+from reproduce.errors import ConfigError
+
+# A lost worker fails the collective ops after this long instead of hanging forever.
+COLLECTIVE_TIMEOUT_S = 600
+
+
+def make_strategy(config: RunConfig) -> tf.distribute.Strategy:
+    """Returns the strategy `config.strategy` names, on `config.devices` for mirrored.
+
+    Raises:
+        ConfigError: the devices do not exist, or TF_CONFIG is malformed.
+    """
+    if config.strategy == "mirrored":
+        return _mirrored(config.devices)
+    if config.strategy == "multi_worker":
+        return _multi_worker(os.environ.get("TF_CONFIG", ""))
+    return tf.distribute.get_strategy()
+
+
+def _mirrored(devices: str | None) -> tf.distribute.MirroredStrategy:
+    if devices is None:
+        return tf.distribute.MirroredStrategy()  # every visible GPU, else the CPU
+    names = [name.strip() for name in devices.split(",")]
+    cpu_indices = [int(name.rsplit(":", 1)[1]) for name in names if "cpu" in name.lower()]
+    if cpu_indices:
+        split_cpu(max(cpu_indices) + 1)
+    available = {device.name.lower().replace("/device:", "/")
+                 for device in tf.config.list_logical_devices()}
+    missing = [name for name in names
+               if "/" + name.lower().replace("/device:", "").lstrip("/") not in available]
+    if missing:
+        raise ConfigError(
+            f"device(s) {', '.join(missing)} not found; this machine has "
+            f"{', '.join(sorted(available))}")
+    return tf.distribute.MirroredStrategy(names)
+
+
+def split_cpu(count: int) -> None:
+    """Splits the CPU into `count` logical devices (a no-op if it already has them).
+
+    Raises:
+        ConfigError: TensorFlow already started with fewer CPU devices.
+    """
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    configured = tf.config.get_logical_device_configuration(cpu)
+    if configured and len(configured) >= count:
+        return
+    try:
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration()] * count)
+    except RuntimeError:
+        if len(tf.config.list_logical_devices("CPU")) < count:
+            raise ConfigError(
+                f"cannot split the CPU into {count} devices: TensorFlow has already "
+                f"started in this process") from None
+
+
+@functools.cache  # one per process: TensorFlow allows only one collective setup
+def _multi_worker(tf_config: str) -> tf.distribute.MultiWorkerMirroredStrategy:
+    if tf_config:
+        try:
+            json.loads(tf_config)
+        except json.JSONDecodeError as error:
+            raise ConfigError(f"TF_CONFIG is not valid JSON: {error}") from None
+    options = tf.distribute.experimental.CommunicationOptions(
+        timeout_seconds=COLLECTIVE_TIMEOUT_S)
+    return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
+
+
+def is_multi_worker(strategy: tf.distribute.Strategy) -> bool:
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+    """Whether this process writes the run folder: the chief, or worker 0 without one."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if not is_multi_worker(strategy) or resolver is None or resolver.task_type is None:
+        return True
+    if resolver.task_type == "chief":
+        return True
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    return resolver.task_type == "worker" and resolver.task_id == 0 and not has_chief
+
+
+def device_names(strategy: tf.distribute.Strategy) -> list[str]:
+    """The devices this process trains on."""
+    if isinstance(strategy, (tf.distribute.MirroredStrategy,
+                             tf.distribute.MultiWorkerMirroredStrategy)):
+        return list(strategy.extended.worker_devices)
+    gpus = tf.config.list_logical_devices("GPU")  # Keras's choice on the default strategy
+    return [(gpus or tf.config.list_logical_devices("CPU"))[0].name]
+
+
+def chief_flags(strategy: tf.distribute.Strategy, flags: list[bool]) -> list[bool]:
+    """Returns the chief's `flags` on every worker, so that all take the same decisions.
+
+    Every worker must call this at the same point; each passes its own flags.
+    """
+    if not is_multi_worker(strategy) or not flags:
+        return list(flags)
+    mine = tf.constant(flags if is_chief(strategy) else [False] * len(flags), tf.float32)
+
+    def contribution():
+        first_replica = tf.equal(
+            tf.distribute.get_replica_context().replica_id_in_sync_group, 0)
+        return tf.where(first_replica, mine, tf.zeros_like(mine))
+
+    @tf.function
+    def broadcast():
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(contribution), axis=None)
+
+    return [bool(value > 0.5) for value in broadcast().numpy()]
