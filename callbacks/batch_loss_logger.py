@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 
 import keras
@@ -21,7 +22,8 @@ class BatchLossLogger(keras.callbacks.Callback):
     of `fit`) into a small buffer variable, and writes one scalar per step at
     each batch end. The value at step k is the loss of the k-th batch computed
     with the weights before the k-th update, as the optimizer saw it
-    (regularisation losses included). The capture is a plain variable update,
+    (regularisation losses included); `first_nonfinite_step` is the first
+    step whose loss was NaN or infinite. The capture is a plain variable update,
     so it also works in an XLA-compiled (`jit_compile=True`) step, where
     summary ops cannot run.
 
@@ -47,6 +49,7 @@ class BatchLossLogger(keras.callbacks.Callback):
         self._writer = None
         self._buffer = None
         self._logged_step = 0
+        self.first_nonfinite_step = None  # the first step whose loss was NaN or infinite
 
     @property
     def _train_writer(self) -> EventWriter:
@@ -68,6 +71,7 @@ class BatchLossLogger(keras.callbacks.Callback):
             )
         self._install_capture(model, capacity)
         self._logged_step = int(model.optimizer.iterations.numpy())
+        self.first_nonfinite_step = None
 
     def _install_capture(self, model, capacity):
         buffer = self._buffer
@@ -98,9 +102,12 @@ class BatchLossLogger(keras.callbacks.Callback):
         if step > self._logged_step:
             values = self._buffer.numpy()
             steps = range(self._logged_step + 1, step + 1)
-            self._train_writer.write_scalar_series(
-                tags.BATCH_LOSS, steps, [values[(each - 1) % len(values)] for each in steps])
+            losses = [values[(each - 1) % len(values)] for each in steps]
+            self._train_writer.write_scalar_series(tags.BATCH_LOSS, steps, losses)
             self._logged_step = step
+            if self.first_nonfinite_step is None:
+                self.first_nonfinite_step = next(
+                    (each for each, loss in zip(steps, losses) if not math.isfinite(loss)), None)
 
     def on_train_end(self, logs=None):
         self._flush_new_steps()

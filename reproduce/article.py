@@ -15,7 +15,8 @@ def run_sweep(sweep: Sweep, logdir, jobs: int | None = None) -> SweepSummary:
 
     summary = sweep_module.run_all(sweep, logdir, jobs=jobs)
     print(summary.describe(), flush=True)
-    write_experiment_summaries(summary.experiment_dir, sweep.configs())
+    if summary.chief:
+        write_experiment_summaries(summary.experiment_dir, sweep.configs())
     return summary
 
 
@@ -33,6 +34,8 @@ def run_article(logdir, jobs: int | None = None, sweep: Sweep | None = None) -> 
     sweep = sweep or sweep_module.load_sweep()
     summary = run_sweep(sweep, logdir, jobs)
     root = summary.experiment_dir
+    if not summary.chief:
+        return root  # the chief writes the figures and the report
     figures_start = time.perf_counter()
     figures = plot_experiment(root)
     report_start = time.perf_counter()

@@ -8,8 +8,11 @@ input answer at once and write nothing.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
+import shlex
 import sys
+import warnings
 from pathlib import Path
 
 from reproduce import config as config_module
@@ -19,6 +22,7 @@ from reproduce.errors import ConfigError, ReproduceError
 DEFAULT_LOGDIR = "logs"
 DEFAULT_EXPERIMENT_DIR = Path(DEFAULT_LOGDIR) / "article"
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
 
 # Flag spelling where it differs from the field name.
 FLAG_NAMES = {
@@ -118,7 +122,10 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", nargs="+", type=int, metavar="S",
                         help="override the grid's seeds")
     parser.add_argument("--jobs", type=int, default=None,
-                        help="parallel worker processes (default: one per core)")
+                        help="parallel worker processes (default: one per core; "
+                             "1 with a strategy other than default)")
+    for field in ("strategy", "devices"):
+        add_config_arguments(parser, [field])
 
 
 def load_sweep_from_args(args: argparse.Namespace):
@@ -126,8 +133,19 @@ def load_sweep_from_args(args: argparse.Namespace):
 
     if args.jobs is not None and args.jobs < 1:
         raise ConfigError(f"--jobs must be at least 1, got {args.jobs}")
-    return load_sweep(args.sweep_file).with_grid(
+    sweep = load_sweep(args.sweep_file).with_grid(
         activation=args.activations, dataset=args.datasets, seed=args.seeds)
+    given = {field: getattr(args, field) for field in ("strategy", "devices")
+             if getattr(args, field) is not None}
+    if given:
+        sweep = dataclasses.replace(sweep, fixed={**sweep.fixed, **given})
+        sweep.configs()  # validates
+    return sweep
+
+
+def is_multi_worker(args: argparse.Namespace) -> bool:
+    """Whether the command runs as one worker of several (whose checks must run together)."""
+    return getattr(args, "strategy", None) == "multi_worker"
 
 
 def add_command(commands, name: str, handler, help: str, usage: str, description: str = ""):
@@ -144,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     sweep_usage = ("[SWEEP.toml] [--logdir DIR] [--activations A ...] [--datasets D ...] "
-                   "[--seeds S ...] [--jobs N]")
+                   "[--seeds S ...] [--jobs N] [--strategy S] [--devices D]")
 
     train = add_command(commands, "train", run_train, "train one configuration",
                         "reproduce train [options]",
@@ -190,22 +208,31 @@ def build_parser() -> argparse.ArgumentParser:
     tensorboard = add_command(
         commands, "tensorboard", run_tensorboard,
         "start TensorBoard on 127.0.0.1 with nothing sampled away",
-        "reproduce tensorboard [LOGDIR] [--port PORT]")
+        "reproduce tensorboard [LOGDIR] [--port PORT] [--host HOST]")
     tensorboard.add_argument("logdir", nargs="?", type=Path, default=Path(DEFAULT_LOGDIR))
-    tensorboard.add_argument("--port", type=int, default=6006)
+    tensorboard.add_argument("--port", type=int, default=6006, help="1-65535 (default: 6006)")
+    tensorboard.add_argument("--host", default="127.0.0.1",
+                             help="address to bind (default: 127.0.0.1, this machine only; "
+                                  "TensorBoard has no login)")
     return parser
 
 
 def run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     config = _parse_config(args, parser)
-    from reproduce.runs import check_not_complete, check_writable, run_dir
+    from reproduce.runs import check_not_complete, check_writable, discard_incomplete, run_dir
 
-    if config.strategy != "multi_worker":  # workers must fail together, after connecting
+    if not is_multi_worker(args):  # workers must fail together, after connecting
         check_writable(args.logdir)
         check_not_complete(run_dir(config, args.logdir), args.overwrite)
     from reproduce.train import train
 
-    result = train(config, args.logdir, overwrite=args.overwrite, verbose=0 if args.quiet else 2)
+    try:
+        result = train(config, args.logdir, overwrite=args.overwrite,
+                       verbose=0 if args.quiet else 2)
+    except KeyboardInterrupt:
+        if not is_multi_worker(args):  # a multi-worker run folder is the chief's alone
+            discard_incomplete(run_dir(config, args.logdir))
+        raise
     print(f"{result.status}: {result.run_dir}")
     return 0
 
@@ -215,7 +242,8 @@ def run_sweep(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from reproduce.runs import check_writable
 
     sweep = load_sweep_from_args(args)
-    check_writable(args.logdir)
+    if not is_multi_worker(args):
+        check_writable(args.logdir)
     summary = train_sweep(sweep, args.logdir, args.jobs)
     print(f"Logs: {summary.experiment_dir}\n"
           f"Open them with: reproduce tensorboard {summary.experiment_dir}")
@@ -227,15 +255,23 @@ def run_article(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     from reproduce.runs import check_writable
 
     sweep = load_sweep_from_args(args)
-    check_writable(args.logdir)
+    if not is_multi_worker(args):
+        check_writable(args.logdir)
     reproduce_article(args.logdir, args.jobs, sweep)
     return 0
 
 
-def run_plot(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+def check_completed_runs(experiment_dir: Path) -> None:
+    """Fails fast, before TensorFlow loads, when `experiment_dir` holds no completed run."""
     from reproduce.runs import find_completed_runs
 
-    find_completed_runs(args.experiment_dir)  # fails fast, before TensorFlow loads
+    with warnings.catch_warnings():  # the command warns about each run it skips when it reads
+        warnings.simplefilter("ignore")
+        find_completed_runs(experiment_dir)
+
+
+def run_plot(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    check_completed_runs(args.experiment_dir)
     from reproduce.plots import plot_experiment
 
     for path in plot_experiment(args.experiment_dir):
@@ -244,9 +280,7 @@ def run_plot(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 
 def run_report(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from reproduce.runs import find_completed_runs
-
-    find_completed_runs(args.experiment_dir)  # fails fast, before TensorFlow loads
+    check_completed_runs(args.experiment_dir)
     from reproduce.report import write_report
 
     for path in write_report(args.experiment_dir):
@@ -265,7 +299,7 @@ def run_compare(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
 def run_tensorboard(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from reproduce.tensorboard import launch
 
-    return launch(args.logdir, port=args.port)
+    return launch(args.logdir, port=args.port, host=args.host)
 
 
 def _parse_config(args, parser) -> RunConfig:
@@ -285,9 +319,24 @@ def main(argv: list[str] | None = None) -> int:
     except ReproduceError as error:
         print(f"reproduce {args.command}: error: {error}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as interruption:
+        print(interruption_message(args.command, interruption, argv), file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def interruption_message(command: str, interruption: KeyboardInterrupt, argv) -> str:
+    """Says what Ctrl-C stopped, what was kept and how to go on."""
+    unfinished = getattr(interruption, "unfinished", [])
+    stopped = (f" during {', '.join(unfinished)} (its unfinished folder was removed)"
+               if unfinished else "")
+    again = "reproduce " + shlex.join(sys.argv[1:] if argv is None else map(str, argv))
+    if command == "train":
+        return (f"reproduce train: interrupted; no unfinished run folder is left. "
+                f"Train it again with: {again}")
+    if command in ("sweep", "article"):
+        return (f"reproduce {command}: interrupted{stopped}; completed runs are kept. "
+                f"Resume with: {again}")
+    return f"reproduce {command}: interrupted"
 
 
 if __name__ == "__main__":

@@ -183,10 +183,12 @@ def _check_values(config: RunConfig) -> None:
     _check_choice("optimizer", config.optimizer, OPTIMIZERS)
     _check_choice("strategy", config.strategy, STRATEGIES)
     _check_devices(config)
-    if not config.experiment or not set(config.experiment) <= set(NAME_CHARACTERS):
+    # Not ".", ".." or hidden: the experiment must be a plain folder inside the log root.
+    if (not config.experiment or config.experiment.startswith(".")
+            or not set(config.experiment) <= set(NAME_CHARACTERS)):
         raise ConfigError(
             f"invalid experiment {config.experiment!r}; use the characters "
-            f"a-z 0-9 . _ = - only"
+            f"a-z 0-9 . _ = - only, not starting with '.'"
         )
     at_least_one = ("depth", "width", "batch_size", "epochs", "steps_per_execution",
                     "probe_size", "histogram_buckets", "log_every", "samples")
@@ -221,6 +223,11 @@ def _check_devices(config: RunConfig) -> None:
         raise ConfigError(
             f"invalid devices {config.devices!r}; give distinct comma-separated devices "
             f"such as /gpu:0,/gpu:1 or /cpu:0,/cpu:1")
+    if config.jit_compile and config.devices.lower().count("cpu") > 1:
+        # XLA cannot reach variables on another logical CPU device (Keras's fit fails too).
+        raise ConfigError(
+            f"jit_compile with devices {config.devices!r} fails in XLA (logical CPU "
+            f"devices); use GPUs, or drop --jit-compile")
 
 
 # A run small enough for unit tests: tens of examples, two epochs.

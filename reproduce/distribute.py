@@ -19,7 +19,7 @@ import os
 import tensorflow as tf
 
 from reproduce.config import RunConfig
-from reproduce.errors import ConfigError
+from reproduce.errors import ConfigError, ReproduceError
 
 # A lost worker fails the collective ops after this long instead of hanging forever.
 COLLECTIVE_TIMEOUT_S = 600
@@ -112,13 +112,27 @@ def device_names(strategy: tf.distribute.Strategy) -> list[str]:
     return [(gpus or tf.config.list_logical_devices("CPU"))[0].name]
 
 
-def chief_flags(strategy: tf.distribute.Strategy, flags: list[bool]) -> list[bool]:
-    """Returns the chief's `flags` on every worker, so that all take the same decisions.
+def chief_decides(strategy: tf.distribute.Strategy, count: int, check) -> list[bool]:
+    """Runs `check()` on the chief only; returns its `count` flags on every worker.
 
-    Every worker must call this at the same point; each passes its own flags.
+    An error `check` raises is raised on every worker, so that no worker waits
+    for the others forever. Every worker must call this at the same point.
     """
-    if not is_multi_worker(strategy) or not flags:
-        return list(flags)
+    if not is_multi_worker(strategy):
+        return list(check())
+    problem, flags = None, [False] * count
+    if is_chief(strategy):
+        try:
+            flags = list(check())
+        except ReproduceError as error:
+            problem = error
+    failed, *flags = _broadcast_from_chief(strategy, [problem is not None, *flags])
+    if failed:
+        raise problem or ReproduceError("the chief worker stopped with an error; see its output")
+    return flags
+
+
+def _broadcast_from_chief(strategy, flags: list[bool]) -> list[bool]:
     mine = tf.constant(flags if is_chief(strategy) else [False] * len(flags), tf.float32)
 
     def contribution():

@@ -27,7 +27,7 @@ def fit(model: keras.Model, train_data: tf.data.Dataset, validation_data: tf.dat
         train_data, validation_data: finite datasets of global batches.
         epochs: passes over `train_data`.
         callbacks: Keras callbacks, called as `fit` calls them.
-        verbose: 0 silent, anything else shows Keras's progress bar.
+        verbose: as in `fit`: 0 silent, 1 (or "auto") a progress bar, 2 a line per epoch.
 
     Returns:
         The `History` callback, as `fit` returns it.
@@ -37,7 +37,8 @@ def fit(model: keras.Model, train_data: tf.data.Dataset, validation_data: tf.dat
     steps = int(train_data.cardinality().numpy())
     validation_steps = int(validation_data.cardinality().numpy())
     callback_list = keras.callbacks.CallbackList(
-        callbacks, add_history=True, add_progbar=verbose != 0, verbose=1 if verbose else 0,
+        callbacks, add_history=True, add_progbar=verbose != 0,
+        verbose=1 if verbose == "auto" else verbose,
         epochs=epochs, steps=steps, model=model)
     execution = max(1, int(model.steps_per_execution))
     train_function = _multi_step(strategy, model.train_step, model)

@@ -7,13 +7,15 @@ holds everything needed to analyse the run again without retraining it.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 import warnings
+import zipfile
 from pathlib import Path
 
 from reproduce.config import NAME_CHARACTERS, RunConfig
-from reproduce.errors import ConfigError, RunExistsError, RunNotFoundError
+from reproduce.errors import ConfigError, ReproduceError, RunExistsError, RunNotFoundError
 
 CONFIG_FILE = "config.json"
 MODEL_FILE = "model.keras"
@@ -88,13 +90,30 @@ def is_complete(path: str | Path) -> bool:
 
 
 def read_marker(path: str | Path) -> dict:
-    """Returns the completion marker's contents (status, wall time, final metrics)."""
-    return json.loads((Path(path) / MARKER_FILE).read_text())
+    """Returns the completion marker's contents (status, wall time, final metrics).
+
+    Raises:
+        RunNotFoundError: the marker is unreadable or not a JSON object; the message names it.
+    """
+    marker = Path(path) / MARKER_FILE
+    try:
+        info = json.loads(marker.read_text())
+    except (OSError, ValueError) as error:  # ValueError: bad JSON or not UTF-8
+        raise RunNotFoundError(f"unreadable {marker}: {error}") from None
+    if not isinstance(info, dict):
+        raise RunNotFoundError(f"unreadable {marker}: not a JSON object")
+    return info
 
 
 def write_marker(path: str | Path, info: dict) -> None:
-    """Writes the completion marker; call it after every other file is written."""
-    (Path(path) / MARKER_FILE).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
+    """Writes the completion marker; call it after every other file is written.
+
+    The marker appears whole or not at all (written aside, then renamed), so
+    a run killed while writing it is simply incomplete.
+    """
+    partial = Path(path) / (MARKER_FILE + ".partial")
+    partial.write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
+    os.replace(partial, Path(path) / MARKER_FILE)
 
 
 def check_writable(logdir: str | Path) -> None:
@@ -144,6 +163,15 @@ def prepare_run_dir(config: RunConfig, logdir: str | Path, overwrite: bool = Fal
     return path
 
 
+def discard_incomplete(path: str | Path) -> bool:
+    """Removes the run folder `path` if it has no completion marker; returns whether it did."""
+    path = Path(path)
+    if not path.exists() or is_complete(path):
+        return False
+    shutil.rmtree(path, ignore_errors=True)
+    return True
+
+
 def find_runs(root: str | Path) -> list[Path]:
     """Returns every run folder (one holding `config.json`) under `root`, sorted.
 
@@ -153,14 +181,46 @@ def find_runs(root: str | Path) -> list[Path]:
     root = Path(root)
     if not root.is_dir():
         raise RunNotFoundError(f"no such folder: {root}")
+    for marker in root.rglob(MARKER_FILE):
+        if not (marker.parent / CONFIG_FILE).is_file():
+            warnings.warn(f"skipping run {marker.parent}: no {CONFIG_FILE}", stacklevel=2)
     if (root / CONFIG_FILE).is_file():
         return [root]
     return sorted(path.parent for path in root.rglob(CONFIG_FILE))
 
 
 def load_config(path: str | Path) -> RunConfig:
-    """Reads the `config.json` of the run in `path`."""
-    return RunConfig.load(Path(path) / CONFIG_FILE)
+    """Reads the `config.json` of the run in `path`.
+
+    Raises:
+        ConfigError: the file is unreadable or not a valid config; the message names it.
+    """
+    config_file = Path(path) / CONFIG_FILE
+    try:
+        return RunConfig.load(config_file)
+    except (OSError, ValueError) as error:  # ConfigError is a ValueError, as is bad UTF-8
+        raise ConfigError(f"unreadable {config_file}: {error}") from None
+
+
+def load_model(path: str | Path):
+    """Loads the final model of the run in `path`, uncompiled, in Keras's safe mode.
+
+    Raises:
+        RunNotFoundError: the model file is missing or does not load; the message names it.
+    """
+    import keras
+
+    model_file = Path(path) / MODEL_FILE
+    try:
+        return keras.saving.load_model(model_file, compile=False, safe_mode=True)
+    except Exception as error:  # noqa: BLE001 - a damaged file raises many kinds of error
+        if not model_file.is_file():
+            reason = "missing"
+        elif not zipfile.is_zipfile(model_file):
+            reason = "not a .keras zip archive (truncated or overwritten?)"
+        else:
+            reason = f"{type(error).__name__}: {error}"
+        raise RunNotFoundError(f"unreadable {model_file}: {reason}") from None
 
 
 def find_completed_runs(experiment_dir: str | Path) -> list[Path]:
@@ -173,11 +233,17 @@ def find_completed_runs(experiment_dir: str | Path) -> list[Path]:
     """
     completed = []
     for path in find_runs(experiment_dir):
-        if is_complete(path):
-            completed.append(path)
-        else:
+        if not is_complete(path):
             warnings.warn(f"skipping incomplete run {path} (no {MARKER_FILE} marker)",
                           stacklevel=2)
+            continue
+        try:
+            load_config(path)
+            read_marker(path)
+        except ReproduceError as error:
+            warnings.warn(f"skipping run {path}: {error}", stacklevel=2)
+            continue
+        completed.append(path)
     if not completed:
         raise RunNotFoundError(f"no completed runs in {experiment_dir}")
     return completed

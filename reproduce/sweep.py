@@ -13,6 +13,7 @@ import itertools
 import multiprocessing
 import os
 import sys
+import threading
 import time
 import tomllib
 from importlib import resources
@@ -48,6 +49,13 @@ class Sweep:
                 configs.append(RunConfig.from_dict(fields))
             except ConfigError as error:
                 raise ConfigError(f"sweep: {error}") from None
+        if not configs:
+            raise ConfigError("sweep: the grid gives no configuration (an empty list)")
+        names = [runs.run_name(config) for config in configs]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise ConfigError(f"sweep: several configurations share the run folder {repeated[0]} "
+                              f"(a repeated grid value, or fields the folder name leaves out)")
         return configs
 
     def with_grid(self, **overrides) -> "Sweep":
@@ -75,19 +83,29 @@ def load_sweep(path=None) -> Sweep:
         text = source.read_text()
     except OSError as error:
         raise ConfigError(f"cannot read sweep file {str(path)!r}: {error.strerror}") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"sweep file {source} is not UTF-8 text (byte {error.start})") from None
     try:
         table = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
-        raise ConfigError(f"sweep file {source} is not valid TOML: {error}") from None
+        # Python 3.11 gives no line for an error at the end ("at end of document").
+        where = "" if " line " in str(error) else f" (line {len(text.splitlines()) or 1})"
+        raise ConfigError(f"sweep file {source} is not valid TOML: {error}{where}") from None
     _check_keys(table, SWEEP_KEYS, "top level")
     grid, fixed = table.get("grid", {}), table.get("fixed", {})
-    if not isinstance(grid, dict) or not isinstance(fixed, dict):
-        raise ConfigError(f"sweep file {source}: [grid] and [fixed] must be tables")
+    for name, value in (("grid", grid), ("fixed", fixed)):
+        if not isinstance(value, dict):
+            raise ConfigError(f"sweep file {source}: {name} must be a table [{name}], "
+                              f"got {value!r}")
     _check_keys(grid, field_names(), "[grid]")
     _check_keys(fixed, field_names(), "[fixed]")
     for name, values in grid.items():
         if not isinstance(values, list) or not values:
-            raise ConfigError(f"sweep file {source}: [grid] {name} must be a non-empty list")
+            raise ConfigError(f"sweep file {source}: [grid] {name} must be a non-empty list, "
+                              f"got {values!r}")
+    both = sorted(set(grid) & set(fixed))
+    if both:
+        raise ConfigError(f"sweep file {source}: {', '.join(both)} in both [grid] and [fixed]")
     sweep = Sweep(table.get("experiment", RunConfig().experiment), grid, fixed)
     sweep.configs()
     return sweep
@@ -119,6 +137,7 @@ class SweepSummary:
     outcomes: list[RunOutcome]
     seconds: float
     jobs: int
+    chief: bool = True  # false on the other workers of a multi-worker sweep, which write nothing
 
     @property
     def trained(self) -> list[RunOutcome]:
@@ -158,44 +177,107 @@ def run_all(sweep: Sweep, logdir, jobs: int | None = None, verbose: int = 0) -> 
     Returns:
         A `SweepSummary`; its `describe()` line gives the wall time and time per run.
     """
-    runs.check_writable(logdir)
     configs = sweep.configs()
+    strategy = _sweep_strategy(configs, jobs)
+    if strategy != "default":
+        jobs = jobs or 1  # each run already uses every device
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(configs)))
     start = time.perf_counter()
+
+    def check_completed():
+        runs.check_writable(logdir)
+        return [runs.is_complete(runs.run_dir(config, logdir)) for config in configs]
+
+    chief = True
+    if strategy == "multi_worker":  # the chief's folder decides, on every worker
+        from reproduce import distribute
+
+        multi_worker = distribute.make_strategy(configs[0])
+        chief = distribute.is_chief(multi_worker)
+        completed = distribute.chief_decides(multi_worker, len(configs), check_completed)
+    else:
+        completed = check_completed()
     progress = _Progress(len(configs), start)
     outcomes: dict[int, RunOutcome] = {}
     pending = []
     for index, config in enumerate(configs, start=1):
-        if runs.is_complete(runs.run_dir(config, logdir)):
+        if completed[index - 1]:
             outcomes[index] = RunOutcome(runs.run_name(config), "skipped", 0.0, {})
             progress.report(index, outcomes[index])
         else:
             pending.append((index, config))
     progress.pending = len(pending)
-    if jobs == 1 or len(pending) <= 1:
-        for index, config in pending:
-            outcomes[index] = train_one(config.to_json(), str(logdir), verbose,
-                                        progress.position(index))
-            progress.report(index, outcomes[index])
-    elif pending:
-        context = multiprocessing.get_context("spawn")  # TensorFlow is not fork-safe
-        with concurrent.futures.ProcessPoolExecutor(
-            jobs, mp_context=context, initializer=_init_worker
-        ) as pool:
-            futures = {}
-            for index, config in pending:
-                futures[pool.submit(train_one, config.to_json(), str(logdir), 0,
-                                    progress.position(index))] = index
-            for future in concurrent.futures.as_completed(futures):
-                index = futures[future]
-                outcomes[index] = future.result()
-                progress.report(index, outcomes[index])
+    try:
+        _train_pending(pending, logdir, jobs, verbose, progress, outcomes)
+    except KeyboardInterrupt:
+        unfinished = [config for index, config in pending if index not in outcomes]
+        raise SweepInterrupted(_discard_unfinished(unfinished, logdir)) from None
     return SweepSummary(
         experiment_dir=runs.experiment_dir(logdir, sweep.experiment),
         outcomes=[outcomes[index] for index in sorted(outcomes)],
         seconds=time.perf_counter() - start,
         jobs=jobs,
+        chief=chief,
     )
+
+
+class SweepInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped a sweep; `unfinished` names the runs whose folders were removed."""
+
+    def __init__(self, unfinished: list[str]):
+        super().__init__(unfinished)
+        self.unfinished = unfinished
+
+
+def _train_pending(pending, logdir, jobs: int, verbose: int, progress, outcomes: dict) -> None:
+    if jobs == 1 or len(pending) <= 1:
+        for index, config in pending:
+            outcomes[index] = train_one(config.to_json(), str(logdir), verbose,
+                                        progress.position(index))
+            progress.report(index, outcomes[index])
+        return
+    context = multiprocessing.get_context("spawn")  # TensorFlow is not fork-safe
+    pool = concurrent.futures.ProcessPoolExecutor(
+        jobs, mp_context=context, initializer=_init_worker, initargs=(os.getpid(),))
+    try:
+        futures = {}
+        for index, config in pending:
+            futures[pool.submit(train_one, config.to_json(), str(logdir), 0,
+                                progress.position(index))] = index
+        for future in concurrent.futures.as_completed(futures):
+            index = futures[future]
+            outcomes[index] = future.result()
+            progress.report(index, outcomes[index])
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        for worker in multiprocessing.active_children():  # stop runs in progress now
+            worker.terminate()
+            worker.join()
+        raise
+    pool.shutdown()
+
+
+def _discard_unfinished(configs: list[RunConfig], logdir) -> list[str]:
+    """Removes the folders that `configs`' interrupted runs left; returns their names."""
+    return [runs.run_name(config) for config in configs
+            if runs.discard_incomplete(runs.run_dir(config, logdir))]
+
+
+def _sweep_strategy(configs: list[RunConfig], jobs: int | None) -> str:
+    """Returns the sweep's strategy; multi-worker sweeps train one run at a time, all alike.
+
+    Raises:
+        ConfigError: multi_worker is mixed with other strategies, or `jobs` > 1.
+    """
+    strategies = sorted({config.strategy for config in configs})
+    if "multi_worker" in strategies:
+        if len(strategies) > 1:
+            raise ConfigError(f"a multi_worker sweep cannot mix strategies, got {strategies}")
+        if jobs not in (None, 1):
+            raise ConfigError(f"a multi_worker sweep trains one run at a time; --jobs must be 1, "
+                              f"got {jobs}")
+        return "multi_worker"
+    return "mirrored" if "mirrored" in strategies else "default"
 
 
 class _Progress:
@@ -229,13 +311,21 @@ class _Progress:
         print(f"{prefix}  {detail}  {outcome.seconds:.1f}s{eta}", flush=True)
 
 
-def _init_worker() -> None:
+def _init_worker(parent: int) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # A worker whose sweep was killed stops at once instead of writing on behind its back.
+    threading.Thread(target=_exit_without_parent, args=(parent,), daemon=True).start()
     import tensorflow as tf
 
     # One thread per worker: the workers already use every core.
     tf.config.threading.set_intra_op_parallelism_threads(1)
     tf.config.threading.set_inter_op_parallelism_threads(1)
+
+
+def _exit_without_parent(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(1)
 
 
 def train_one(config_json: str, logdir: str, verbose: int = 0, position: str = "") -> RunOutcome:

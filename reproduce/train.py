@@ -19,7 +19,6 @@ from tensorflow.python.framework import config as tf_config
 import callbacks as run_callbacks
 from reproduce import datasets, distribute, distributed_fit, models, runs
 from reproduce.config import RunConfig
-from reproduce.errors import ReproduceError, RunExistsError
 from reproduce.tensorboard import write_run_hparams
 
 
@@ -72,7 +71,13 @@ def train(
     """
     strategy = distribute.make_strategy(config)
     chief = distribute.is_chief(strategy)
-    _check_chief_may_train(strategy, chief, config, logdir, overwrite)
+
+    def check_chief_may_train():
+        runs.check_writable(logdir)
+        runs.check_not_complete(runs.run_dir(config, logdir), overwrite)
+        return []
+
+    distribute.chief_decides(strategy, 0, check_chief_may_train)
     dataset = datasets.load_dataset(config, mnist_path)
     # Other workers compute the same summaries into a folder of their own, deleted at the end.
     run_dir = (runs.prepare_run_dir(config, logdir, overwrite) if chief
@@ -119,7 +124,10 @@ def _train(config: RunConfig, strategy, run_dir: Path, dataset, verbose, chief: 
         name: [float(value) for value in values] for name, values in history.history.items()
     }
     steps = int(model.optimizer.iterations.numpy())
-    status = runs.STATUS_DIVERGED if _diverged(history_values) else runs.STATUS_COMPLETE
+    diverged_at = next((callback.first_nonfinite_step for callback in callbacks
+                        if isinstance(callback, run_callbacks.BatchLossLogger)), None)
+    diverged = diverged_at is not None or _diverged(history_values)
+    status = runs.STATUS_DIVERGED if diverged else runs.STATUS_COMPLETE
     wall_time = time.perf_counter() - start
     result = RunResult(run_dir, config, history_values, status, wall_time, steps)
     if not chief:
@@ -131,23 +139,10 @@ def _train(config: RunConfig, strategy, run_dir: Path, dataset, verbose, chief: 
         {"status": status, "wall_time_s": round(wall_time, 3), "steps": steps,
          "steps_per_epoch": int(train_data.cardinality().numpy()),
          "epochs": len(history_values.get("loss", [])), "final": result.final,
-         "devices": devices, "replicas": int(strategy.num_replicas_in_sync)},
+         "devices": devices, "replicas": int(strategy.num_replicas_in_sync),
+         **({"diverged_at_step": diverged_at} if diverged_at is not None else {})},
     )
     return result
-
-
-def _check_chief_may_train(strategy, chief: bool, config: RunConfig, logdir, overwrite: bool):
-    """Raises the chief's error on every worker, so that none waits for the others forever."""
-    problem = None
-    if chief:
-        try:
-            runs.check_writable(logdir)
-            runs.check_not_complete(runs.run_dir(config, logdir), overwrite)
-        except ReproduceError as error:
-            problem = error
-    if distribute.chief_flags(strategy, [problem is not None])[0]:
-        raise problem or RunExistsError(
-            f"the chief refused to train {runs.run_name(config)}; see its error")
 
 
 def make_callbacks(config: RunConfig, run_dir: Path, probe) -> list[keras.callbacks.Callback]:

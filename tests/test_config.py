@@ -35,6 +35,12 @@ def test_unknown_key_is_rejected_with_valid_keys():
         ({"learning_rate": 0}, r"learning_rate must be a positive number, got 0"),
         ({"validation_fraction": 1.0}, r"validation_fraction must be between 0 and 1"),
         ({"experiment": "My Run"}, r"invalid experiment 'My Run'"),
+        ({"strategy": "tpu"}, r"invalid strategy 'tpu'; choose from default, mirrored, multi_w"),
+        ({"devices": "/gpu:0"}, r"devices '/gpu:0' need strategy 'mirrored', got 'default'"),
+        ({"strategy": "mirrored", "devices": "/tpu:0"}, r"invalid devices '/tpu:0'; give"),
+        ({"strategy": "mirrored", "devices": "/gpu:0,/gpu:0"}, r"invalid devices '/gpu:0,/gp"),
+        ({"strategy": "mirrored", "devices": "/cpu:0,/cpu:1", "jit_compile": True},
+         r"jit_compile with devices '/cpu:0,/cpu:1' fails in XLA"),
     ],
 )
 def test_invalid_values_are_rejected(values, message):
@@ -66,3 +72,8 @@ def test_run_dir_is_under_experiment(tmp_path):
 
 def test_config_json_is_plain_json():
     assert json.loads(TEST_CONFIG.to_json())["depth"] == TEST_CONFIG.depth
+
+
+def test_device_spellings_tf_distribute_accepts_are_valid():
+    config = RunConfig(strategy="mirrored", devices="/gpu:0,GPU:1,/device:GPU:2")
+    assert RunConfig.from_json(config.to_json()) == config
