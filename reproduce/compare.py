@@ -28,6 +28,7 @@ import glob
 import hashlib
 import json
 import math
+import warnings
 from pathlib import Path
 
 import matplotlib
@@ -176,19 +177,29 @@ def compare_runs(patterns, tags=DEFAULT_TAGS, steps=None, out_dir=None) -> Compa
         out_dir: figure folder; default `<experiment of the first run>/compare/<runs>`.
 
     Returns:
-        The `Comparison`, its `figures` listing the PNGs written.
+        The `Comparison`, its `figures` listing the PNGs written; a run without
+        readable training events is left out of it with a warning.
 
     Raises:
-        RunNotFoundError: a pattern matches nothing, or a match holds no run
-            or a run holds no training events.
-        ConfigError: no histogram tag matches `tags`.
+        RunNotFoundError: a pattern matches no run, or no run holds training events.
+        ConfigError: no histogram tag matches `tags`, a step is negative, or
+            `out_dir` is a file.
     """
+    if steps and min(steps) < 0:
+        raise ConfigError(f"steps must be at least 0, got {min(steps)}")
+    if out_dir is not None and Path(out_dir).exists() and not Path(out_dir).is_dir():
+        raise ConfigError(f"figure folder {out_dir} is a file")
     run_dirs = resolve_runs(patterns)
-    train_events = {}
-    for run_dir in run_dirs:
-        train_events[run_dir] = events.read_events(run_dir / runs.TRAIN_DIR)
-        if not train_events[run_dir].event_count:
-            raise RunNotFoundError(f"run {run_dir} holds no event files in {runs.TRAIN_DIR}/")
+    train_events = {run_dir: events.read_events(run_dir / runs.TRAIN_DIR)
+                    for run_dir in run_dirs}
+    empty = [run_dir for run_dir, data in train_events.items() if not data.event_count]
+    if len(empty) == len(run_dirs):
+        raise RunNotFoundError(f"no readable event files in {runs.TRAIN_DIR}/ of "
+                               f"{_describe(run_dirs)}")
+    for run_dir in empty:
+        warnings.warn(f"skipping run {run_dir}: no readable event files in {runs.TRAIN_DIR}/",
+                      stacklevel=2)
+        del train_events[run_dir]
     comparison = build_comparison(train_events, tags, steps)
     out_dir = Path(out_dir) if out_dir is not None else choose_out_dir(comparison)
     comparison.figures = plot_comparison(comparison, train_events, out_dir)
@@ -199,7 +210,7 @@ def resolve_runs(patterns) -> list[Path]:
     """Expands run folders and glob patterns into the sorted run folders they hold.
 
     Raises:
-        RunNotFoundError: a pattern matches no folder, or a matched folder holds no run.
+        RunNotFoundError: a pattern matches no folder, or its folders hold no run.
     """
     found = set()
     for pattern in patterns:
@@ -207,12 +218,17 @@ def resolve_runs(patterns) -> list[Path]:
                    if Path(match).is_dir()]
         if not folders:
             raise RunNotFoundError(f"no run folder matches {str(pattern)!r}")
-        for folder in folders:
-            run_dirs = runs.find_runs(folder)
-            if not run_dirs:
-                raise RunNotFoundError(f"{folder} holds no run folder (no {runs.CONFIG_FILE})")
-            found.update(run_dirs)
+        matched = [run_dir for folder in folders for run_dir in runs.find_runs(folder)]
+        if not matched:
+            raise RunNotFoundError(f"{_describe(folders)} holds no run folder "
+                                   f"(no {runs.CONFIG_FILE})")
+        found.update(matched)
     return sorted(found)
+
+
+def _describe(paths: list[Path]) -> str:
+    """The path, or the first of several and how many there are."""
+    return str(paths[0]) if len(paths) == 1 else f"{paths[0]} and {len(paths) - 1} more"
 
 
 def build_comparison(train_events: dict[Path, events.EventData], tags=DEFAULT_TAGS,

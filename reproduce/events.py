@@ -183,12 +183,17 @@ def read_events(folder: str | Path) -> EventData:
     """Reads every event file directly in `folder` into one `EventData`.
 
     A missing folder or one without event files gives an empty `EventData`.
-    Damaged files give one `CorruptEventFileWarning` each.
+    Damaged or unreadable files give one `CorruptEventFileWarning` each.
     """
     collector = _Collector()
     for path in event_files(folder):
         problems: list[str] = []
-        for offset, record in _frame_records(path.read_bytes(), problems):
+        try:
+            data = path.read_bytes()
+        except OSError as error:
+            data = b""
+            problems.append(f"cannot be read ({error.strerror or error})")
+        for offset, record in _frame_records(data, problems):
             try:
                 event = event_pb2.Event.FromString(record)
             except DecodeError:

@@ -21,6 +21,7 @@ import dataclasses
 import functools
 import multiprocessing
 import os
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -33,7 +34,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from callbacks import tags  # noqa: E402
 from reproduce import datasets, events, runs  # noqa: E402
 from reproduce.config import ACTIVATIONS, DATASETS, TWO_D_DATASETS, RunConfig  # noqa: E402
-from reproduce.errors import RunNotFoundError  # noqa: E402
+from reproduce.errors import ReproduceError, RunNotFoundError  # noqa: E402
 
 SMOOTHING = 0.6  # TensorBoard's default smoothing weight
 FIGURES_DIR = "figures"  # under the experiment folder; also a TensorBoard run of images
@@ -181,12 +182,23 @@ def load_loss_curves(paths: Iterable[str | Path],
 
     Returns:
         `runs.group_name` -> `GroupCurves`, ordered by dataset and activation
-        as `config.DATASETS` and `config.ACTIVATIONS` list them.
+        as `config.DATASETS` and `config.ACTIVATIONS` list them. A run that
+        cannot be read is left out with a warning.
+
+    Raises:
+        RunNotFoundError: no run could be read.
     """
     by_group: dict[str, list[RunCurves]] = {}
+    paths = list(paths)
     for path in paths:
-        curves = load_run_curves(path, weight)
+        try:
+            curves = load_run_curves(path, weight)
+        except ReproduceError as error:
+            warnings.warn(f"skipping run {path}: {error}", stacklevel=2)
+            continue
         by_group.setdefault(runs.group_name(curves.config), []).append(curves)
+    if not by_group:
+        raise RunNotFoundError(f"none of the {len(paths)} runs could be read")
     groups = [_summarise_group(name, members, weight) for name, members in by_group.items()]
     groups.sort(key=lambda group: (DATASETS.index(group.config.dataset),
                                    ACTIVATIONS.index(group.config.activation),
@@ -332,17 +344,22 @@ def plot_decision_boundaries(groups: list[GroupCurves], path: Path) -> Path:
 def _draw_boundary(axes, group: GroupCurves):
     curves = group.runs[0]
     dataset = datasets.load_dataset(curves.config)
-    import keras
-
-    model = keras.saving.load_model(curves.path / runs.MODEL_FILE, compile=False)
     x = np.concatenate([dataset.x_train, dataset.x_val])
     low, high = x.min(axis=0) - GRID_MARGIN, x.max(axis=0) + GRID_MARGIN
     first, second = np.meshgrid(np.linspace(low[0], high[0], GRID_POINTS),
                                 np.linspace(low[1], high[1], GRID_POINTS))
     points = np.stack([first.ravel(), second.ravel()], axis=1).astype(np.float32)
-    probability = np.asarray(model(points, training=False), np.float64).reshape(first.shape)
+    try:
+        model = runs.load_model(curves.path)
+        probability = np.asarray(model(points, training=False), np.float64).reshape(first.shape)
+    except ReproduceError as error:
+        warnings.warn(f"no decision boundary for run {curves.path}: {error}", stacklevel=2)
+        probability = None
     surface = None
-    if np.isfinite(probability).all():
+    if probability is None:
+        axes.text(0.5, 0.5, "model unreadable: no boundary", transform=axes.transAxes,
+                  ha="center", color=DIVERGED_COLOR)
+    elif np.isfinite(probability).all():
         # A raster, not contourf: filled contour paths take seconds to render.
         surface = axes.imshow(probability, extent=(low[0], high[0], low[1], high[1]),
                               origin="lower", aspect="auto", cmap="RdBu_r", vmin=0, vmax=1,

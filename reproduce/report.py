@@ -16,6 +16,7 @@ import functools
 import itertools
 import json
 import math
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,7 @@ import numpy as np
 from callbacks import tags
 from reproduce import datasets, events, models, runs
 from reproduce.config import ACTIVATIONS, DATASETS, TWO_D_DATASETS, RunConfig
-from reproduce.errors import DataError, RunNotFoundError
+from reproduce.errors import DataError, ReproduceError, RunNotFoundError
 
 REPORT_FILE = "REPORT.md"
 REPORT_JSON = "report.json"
@@ -119,10 +120,15 @@ class Run:
     def val_accuracy(self) -> float | None:
         """The last epoch's validation accuracy (history.json, else the marker)."""
         history_file = self.path / runs.HISTORY_FILE
-        if history_file.is_file():
+        try:
             values = json.loads(history_file.read_text()).get("val_accuracy") or []
-            if values:
-                return float(values[-1])
+        except FileNotFoundError:
+            values = []
+        except (OSError, ValueError, AttributeError) as error:  # AttributeError: not an object
+            warnings.warn(f"ignoring unreadable {history_file}: {error}", stacklevel=2)
+            values = []
+        if values:
+            return float(values[-1])
         value = runs.read_marker(self.path).get("final", {}).get("val_accuracy")
         return None if value is None else float(value)
 
@@ -431,11 +437,14 @@ def load_runs(experiment_dir: Path) -> list[Run]:
     """
     found = []
     for path in runs.find_runs(experiment_dir):
-        if not runs.is_complete(path):
-            found.append(Run(path, runs.load_config(path), "incomplete"))
+        try:
+            config = runs.load_config(path)
+            status = (runs.read_marker(path).get("status", runs.STATUS_COMPLETE)
+                      if runs.is_complete(path) else "incomplete")
+        except ReproduceError as error:
+            warnings.warn(f"skipping run {path}: {error}", stacklevel=2)
             continue
-        status = runs.read_marker(path).get("status", runs.STATUS_COMPLETE)
-        found.append(Run(path, runs.load_config(path), status))
+        found.append(Run(path, config, status))
     if not any(run.status in (runs.STATUS_COMPLETE, runs.STATUS_DIVERGED) for run in found):
         held = (f"{len(found)} run folder(s), none with a {runs.MARKER_FILE} marker" if found
                 else f"no run folder (one holding {runs.CONFIG_FILE}) below it")
@@ -796,19 +805,36 @@ def training_figures(run: Run) -> dict:
     return figures
 
 
+def load_probe(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The run's probe batch (x, y).
+
+    Raises:
+        RunNotFoundError: the probe file is missing or damaged; the message names it.
+    """
+    probe_file = path / runs.PROBE_FILE
+    try:
+        with np.load(probe_file, allow_pickle=False) as stored:
+            return stored["x"], stored["y"]
+    except Exception as error:  # noqa: BLE001 - a damaged archive raises many kinds of error
+        raise RunNotFoundError(
+            f"unreadable {probe_file}: {type(error).__name__}: {error}") from None
+
+
 def analyse_linear_run(run: Run, data: DataCache) -> dict:
     """C3's and C4's figures of one linear-activation run, loading its model once."""
-    import keras
-
     split = data.split(run.config)
     result = {"run": run.name, "dataset": run.config.dataset,
               "training": training_figures(run)}
     if split is None:
         result["note"] = "data could not be regenerated here"
         return result
-    model = keras.saving.load_model(run.path / runs.MODEL_FILE, compile=False)
-    with np.load(run.path / runs.PROBE_FILE, allow_pickle=False) as stored:
-        probe = (stored["x"], stored["y"])
+    try:
+        model = runs.load_model(run.path)
+        probe = load_probe(run.path)
+    except ReproduceError as error:
+        warnings.warn(f"leaving run {run.path} out of C3 and C4: {error}", stacklevel=2)
+        result["note"] = "model or probe batch unreadable"
+        return result
     result["final"] = gradient_dependence(model, split, probe, run.config.seed)
     initial, recomputed = initial_model(run, split, probe,
                                         result["training"].get("gradient_norm_first"))

@@ -59,6 +59,7 @@ from reproduce.errors import ConfigError, RunNotFoundError
 
 DEFAULT_PORT = 6006
 DEFAULT_HOST = "127.0.0.1"  # loopback only: TensorBoard has no authentication
+MAX_PORT = 65535
 STOP_SECONDS = 10  # for TensorBoard to exit after Ctrl+C, before it is killed
 # More samples per tag than any run logs, so TensorBoard samples nothing away.
 # Not 0: its help says 0 keeps every sample, but the plugins then serve none
@@ -100,8 +101,13 @@ def launch(logdir: str | Path, port: int = DEFAULT_PORT, host: str = DEFAULT_HOS
     """Runs TensorBoard on `logdir` until it exits (Ctrl+C); returns its exit status.
 
     Raises:
+        ConfigError: `port` is not in 1-65535, or `host` is empty.
         RunNotFoundError: `logdir` is not a folder.
     """
+    if not 1 <= port <= MAX_PORT:
+        raise ConfigError(f"port must be between 1 and {MAX_PORT}, got {port}")
+    if not host.strip():
+        raise ConfigError(f"host must be an address such as {DEFAULT_HOST}, got {host!r}")
     if not Path(logdir).is_dir():
         raise RunNotFoundError(f"no such log folder: {logdir}")
     print(f"TensorBoard on {logdir} at http://{host}:{port}/ (Ctrl+C to stop)", flush=True)

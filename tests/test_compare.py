@@ -182,7 +182,7 @@ def cli_results(logdir, tmp_path_factory):
     ("no such run", "no run folder matches '.*missing-run'"),
     ("pattern matches nothing", r"no run folder matches '.*\*-s9'"),
     ("no matching tags", "no histogram tag matches 'nothing/\\*'"),
-    ("no events", "holds no event files in train/"),
+    ("no events", "no readable event files in train/ of .*tanh"),
 ])
 def test_cli_bad_input_exits_2_with_one_error_line(cli_results, case, message):
     process, stdout, stderr = cli_results[case]
