@@ -163,7 +163,13 @@ def test_mixed_precision_logs_float32_values(tmp_path):
     assert np.all(np.isfinite(train_events.scalars[tags.GLOBAL_GRADIENT_NORM].values))
     histogram = train_events.histograms["activations/act_1"].at(result.steps)
     assert histogram[:, 2].sum() == TEST_CONFIG.probe_size * TEST_CONFIG.width
+    assert np.all(np.isfinite(train_events.scalars[tags.BATCH_LOSS].values))
     keras.mixed_precision.set_global_policy("float32")
+    # float16 compute, float32 variables and output layer in the saved model.
+    model = keras.saving.load_model(result.run_dir / "model.keras", compile=False, safe_mode=True)
+    assert model.get_layer("dense_1").dtype_policy.name == "mixed_float16"
+    assert model.get_layer("output").dtype_policy.name == "float32"
+    assert {variable.dtype for variable in model.weights} == {"float32"}
 
 
 def test_jit_compiled_training_still_logs_everything(tmp_path):

@@ -21,6 +21,7 @@ def test_run_folder_holds_every_file(tiny_run):
     assert runs.load_config(path) == tiny_run.config
     marker = runs.read_marker(path)
     assert marker["status"] == "complete" and marker["steps"] == 8 == tiny_run.steps
+    assert marker["replicas"] == 1 and marker["devices"][0].endswith("CPU:0")  # no GPU here
     assert marker["final"]["val_accuracy"] == tiny_run.history["val_accuracy"][-1]
 
 
