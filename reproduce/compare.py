@@ -183,12 +183,14 @@ def compare_runs(patterns, tags=DEFAULT_TAGS, steps=None, out_dir=None) -> Compa
     Raises:
         RunNotFoundError: a pattern matches no run, or no run holds training events.
         ConfigError: no histogram tag matches `tags`, a step is negative, or
-            `out_dir` is a file.
+            `out_dir` is or lies below a file.
     """
     if steps and min(steps) < 0:
         raise ConfigError(f"steps must be at least 0, got {min(steps)}")
-    if out_dir is not None and Path(out_dir).exists() and not Path(out_dir).is_dir():
-        raise ConfigError(f"figure folder {out_dir} is a file")
+    if out_dir is not None:
+        existing = next(path for path in (Path(out_dir), *Path(out_dir).parents) if path.exists())
+        if not existing.is_dir():
+            raise ConfigError(f"figure folder {out_dir} cannot be created: {existing} is a file")
     run_dirs = resolve_runs(patterns)
     train_events = {run_dir: events.read_events(run_dir / runs.TRAIN_DIR)
                     for run_dir in run_dirs}

@@ -113,7 +113,7 @@ CASES = {
     # plot and report: folders without completed runs
     "plot missing folder": (["plot", "missing"], "no such folder: missing"),
     "plot empty folder": (["plot", "empty"], "no completed runs in empty"),
-    "plot file": (["plot", "notes.txt"], "notes.txt"),
+    "plot file": (["plot", "notes.txt"], "not a folder: notes.txt"),
     "plot incomplete runs only": (["plot", "incomplete"], "no completed runs in incomplete"),
     "report missing folder": (["report", "missing"], "no such folder: missing"),
     "report empty folder": (["report", "empty"], "no completed runs in empty"),
@@ -132,7 +132,9 @@ CASES = {
                               "steps must be at least 0, got -1"),
     "compare step not int": (["compare", "exp", "--steps", "last"], "'last'"),
     "compare out is a file": (["compare", "exp", "--out", "notes.txt"],
-                              "figure folder notes.txt is a file"),
+                              "figure folder notes.txt cannot be created: notes.txt is a file"),
+    "compare out below a file": (["compare", "exp", "--out", "notes.txt/figures"],
+                                 "figure folder notes.txt/figures cannot be created"),
     # tensorboard
     "tensorboard port 0": (["tensorboard", "logs", "--port", "0"], "got 0"),
     "tensorboard port 70000": (["tensorboard", "logs", "--port", "70000"], "got 70000"),
