@@ -91,6 +91,22 @@ def test_mirrored_final_gradient_norm_matches_saved_model(mirrored_run):
     assert logged.steps[-1] == 8
 
 
+def test_mirrored_mixed_precision_keeps_float32_where_it_must(tmp_path, mirrored_run):
+    result = run_cli("train", *FLAGS, "--strategy", "mirrored", "--devices", "/cpu:0,/cpu:1",
+                     "--mixed-precision", "--quiet", "--logdir", tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    run_dir = runs.run_dir(CONFIG.replace(mixed_precision=True), tmp_path)
+    model = keras.saving.load_model(run_dir / runs.MODEL_FILE, compile=False, safe_mode=True)
+    assert model.get_layer("dense_1").dtype_policy.name == "mixed_float16"
+    assert model.get_layer("output").dtype_policy.name == "float32"
+    assert {variable.dtype for variable in model.weights} == {"float32"}
+    # float16 compute changes the losses only in the third digit.
+    half = events.read_events(run_dir / runs.TRAIN_DIR).scalars[tags.BATCH_LOSS]
+    full = events.read_events(mirrored_run / runs.TRAIN_DIR).scalars[tags.BATCH_LOSS]
+    assert half.steps.tolist() == full.steps.tolist()
+    np.testing.assert_allclose(half.values, full.values, rtol=1e-2)
+
+
 def free_ports(count: int) -> list[int]:
     sockets = [socket.socket() for _ in range(count)]
     try:
