@@ -146,10 +146,16 @@ def load_run_curves(path: str | Path, weight: float = SMOOTHING) -> RunCurves:
     """Reads the batch and validation loss of the completed run in `path`.
 
     Raises:
-        RunNotFoundError: the run logged no batch loss.
+        RunNotFoundError: the run logged no batch loss, or its marker lacks its status or steps.
     """
     path = Path(path)
     marker = runs.read_marker(path)
+    try:
+        status = marker["status"]
+        steps_per_epoch = marker.get("steps_per_epoch") or marker["steps"] / marker["epochs"]
+    except (KeyError, TypeError, ZeroDivisionError) as error:
+        raise RunNotFoundError(f"unreadable {path / runs.MARKER_FILE}: "
+                               f"{type(error).__name__}: {error}") from None
     run_events = events.read_run(path)
     if tags.BATCH_LOSS not in run_events.train.scalars:
         raise RunNotFoundError(
@@ -157,11 +163,10 @@ def load_run_curves(path: str | Path, weight: float = SMOOTHING) -> RunCurves:
     batch = run_events.train.scalars[tags.BATCH_LOSS]
     validation = run_events.validation.scalars.get(tags.EPOCH_LOSS)
     epochs = validation.steps if validation is not None else np.zeros(0, np.int64)
-    steps_per_epoch = marker.get("steps_per_epoch") or marker["steps"] / marker["epochs"]
     return RunCurves(
         path=path,
         config=runs.load_config(path),
-        status=marker["status"],
+        status=status,
         steps_per_epoch=steps_per_epoch,
         steps=batch.steps,
         batch_loss=batch.values,
@@ -376,7 +381,7 @@ def _draw_boundary(axes, group: GroupCurves):
                   color=DIVERGED_COLOR)
     axes.scatter(dataset.x_val[:, 0], dataset.x_val[:, 1], c=dataset.y_val.ravel(),
                  cmap="RdBu_r", vmin=0, vmax=1, s=12, edgecolors="black", linewidths=0.4)
-    accuracy = runs.read_marker(curves.path)["final"].get("val_accuracy", float("nan"))
+    accuracy = runs.read_marker(curves.path).get("final", {}).get("val_accuracy", float("nan"))
     status = ", diverged" if curves.diverged else ""
     axes.set_title(f"{group.label}, seed {curves.config.seed}{status}\n"
                    f"validation accuracy {accuracy:.3f}", fontsize="medium")

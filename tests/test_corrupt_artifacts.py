@@ -75,6 +75,7 @@ DAMAGES = {
     "config not utf-8": ("relu", overwrite(runs.CONFIG_FILE, b"\xff\xfe\x00")),
     "config missing": ("relu", remove_config),
     "marker not json": ("relu", overwrite(runs.MARKER_FILE, b"{")),
+    "marker without status": ("relu", overwrite(runs.MARKER_FILE, b"{}")),
     "history not json": ("linear", overwrite(runs.HISTORY_FILE, b"[1, 2")),
     "model random bytes": ("linear", overwrite(runs.MODEL_FILE, os.urandom(4096))),
     "model truncated": ("linear", truncate(runs.MODEL_FILE)),
@@ -141,9 +142,10 @@ def test_plot_draws_every_readable_run_and_names_each_damaged_file(experiment):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         written = set(plot_experiment(experiment, jobs=1))
-    assert_warned_naming(caught, damaged, ["events garbage", "events truncated", *UNREADABLE_RUN,
+    not_plotted = (*UNREADABLE_RUN, "events garbage", "marker without status")
+    assert_warned_naming(caught, damaged, [*not_plotted, "events truncated",
                                            "model random bytes", "model truncated"])
-    plotted = [kind for kind in DAMAGES if kind not in UNREADABLE_RUN + ("events garbage",)]
+    plotted = [kind for kind in DAMAGES if kind not in not_plotted]
     groups = {runs.group_name(TEST_CONFIG.replace(activation=activation))
               for activation, _ in GOOD}
     groups |= {runs.group_name(runs.load_config(damaged[kind][0])) for kind in plotted}
