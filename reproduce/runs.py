@@ -180,7 +180,7 @@ def find_runs(root: str | Path) -> list[Path]:
     """
     root = Path(root)
     if not root.is_dir():
-        raise RunNotFoundError(f"no such folder: {root}")
+        raise RunNotFoundError(f"{'not a' if root.exists() else 'no such'} folder: {root}")
     for marker in root.rglob(MARKER_FILE):
         if not (marker.parent / CONFIG_FILE).is_file():
             warnings.warn(f"skipping run {marker.parent}: no {CONFIG_FILE}", stacklevel=2)
