@@ -4,10 +4,11 @@ Trains the same model (the article's default configuration) several ways,
 interleaved and repeated in one process: plain `fit`; `fit` with Keras's
 TensorBoard(histogram_freq=1); `fit` with our three probe loggers at their
 default frequency; the same plus `BatchLossLogger`; and a raw `tf.function`
-loop (one compiled step per batch). Prints the median seconds per epoch (the first epoch, which traces the
-train step, excluded) and the median whole-`fit` time (tracing included),
-each as a ratio to plain `fit` with the same steps_per_execution. The mean per
-epoch counts every log; the median is the typical epoch.
+loop (one compiled step per batch). Prints the median seconds per epoch (the
+first epoch, which traces the train step, excluded) and the median whole-`fit`
+time (tracing included), each as a ratio to plain `fit` with the same
+steps_per_execution. The mean per epoch counts every log; the median is the
+typical epoch.
 
 Run: python benchmarks/logging_overhead.py [--repeats 3] [--epochs 30]
 """

@@ -21,6 +21,7 @@ from reproduce.errors import ConfigError, ReproduceError
 
 DEFAULT_LOGDIR = "logs"
 DEFAULT_EXPERIMENT_DIR = Path(DEFAULT_LOGDIR) / "article"
+EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
 
@@ -319,6 +320,11 @@ def main(argv: list[str] | None = None) -> int:
     except ReproduceError as error:
         print(f"reproduce {args.command}: error: {error}", file=sys.stderr)
         return EXIT_USAGE
+    except OSError as error:  # the disk filled up or the log dir changed under a run
+        where = f": {error.filename}" if error.filename else ""
+        print(f"reproduce {args.command}: error: {error.strerror or error}{where}",
+              file=sys.stderr)
+        return EXIT_FAILURE
     except KeyboardInterrupt as interruption:
         print(interruption_message(args.command, interruption, argv), file=sys.stderr)
         return EXIT_INTERRUPTED

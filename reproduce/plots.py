@@ -62,6 +62,7 @@ class RunCurves:
     config: RunConfig
     status: str  # runs.STATUS_COMPLETE or runs.STATUS_DIVERGED
     steps_per_epoch: float  # from the marker
+    diverged_at_step: int | None  # first step with a NaN or infinite batch loss, if known
     steps: np.ndarray  # optimizer step of each batch loss
     batch_loss: np.ndarray  # true loss of each batch
     smoothed: np.ndarray  # `smooth(batch_loss)`
@@ -71,6 +72,12 @@ class RunCurves:
     @property
     def diverged(self) -> bool:
         return self.status == runs.STATUS_DIVERGED
+
+    @property
+    def divergence_label(self) -> str:
+        """`seed S diverged`, with the step when the run recorded it."""
+        step = f" at step {self.diverged_at_step}" if self.diverged_at_step is not None else ""
+        return f"seed {self.config.seed} diverged{step}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -168,6 +175,7 @@ def load_run_curves(path: str | Path, weight: float = SMOOTHING) -> RunCurves:
         config=runs.load_config(path),
         status=status,
         steps_per_epoch=steps_per_epoch,
+        diverged_at_step=marker.get("diverged_at_step"),
         steps=batch.steps,
         batch_loss=batch.values,
         smoothed=smooth(batch.values, weight),
@@ -242,7 +250,7 @@ def plot_loss_drop(group: GroupCurves, path: Path) -> Path:
         if curves.diverged:
             train_color, validation_color = DIVERGED_COLOR, DIVERGED_COLOR
             train_label = "_nolegend_"  # `_draw_mean` labels its smoothed curve
-            validation_label = f"seed {curves.config.seed} diverged: validation loss"
+            validation_label = f"{curves.divergence_label}: validation loss"
         else:
             train_color, validation_color = TRAIN_COLOR, VALIDATION_COLOR
             train_label = _first(axes, "batch loss (each seed)")
@@ -397,7 +405,7 @@ def _draw_mean(axes, group: GroupCurves, color: str, label: str) -> None:
     for curves in group.runs:
         if curves.diverged:
             axes.plot(curves.steps, curves.smoothed, color=DIVERGED_COLOR, ls="--", lw=1.2,
-                      label=f"{group.label} seed {curves.config.seed} diverged")
+                      label=f"{group.label} {curves.divergence_label}")
 
 
 def _first(axes, label: str) -> str:

@@ -122,6 +122,9 @@ class Run:
         history_file = self.path / runs.HISTORY_FILE
         try:
             values = json.loads(history_file.read_text()).get("val_accuracy") or []
+            if not isinstance(values, list) or not all(
+                    isinstance(value, (int, float)) for value in values):
+                raise ValueError("val_accuracy is not a list of numbers")
         except FileNotFoundError:
             values = []
         except (OSError, ValueError, AttributeError) as error:  # AttributeError: not an object
@@ -1143,9 +1146,9 @@ def claim_c5(usable: list[Run], accuracy: list[dict], missing: list[str]) -> Cla
             f"better than logistic regression + a margin (the larger of {LOGREG_MARGIN} and "
             f"{NOISE_STANDARD_ERRORS} standard errors of the difference of the two seed means, "
             f"since near chance level seed noise exceeds a fixed margin) and at least "
-            f"{NONLINEAR_GAP} below the best non-linear activation; on `{LINEAR_SET}` when the linear network "
-            f"is within {LINEAR_SET_MARGIN} of the best non-linear activation. On real sets "
-            f"({', '.join(REAL_SETS)}) a linear model (the linear network or logistic "
+            f"{NONLINEAR_GAP} below the best non-linear activation; on `{LINEAR_SET}` when the "
+            f"linear network is within {LINEAR_SET_MARGIN} of the best non-linear activation. "
+            f"On real sets ({', '.join(REAL_SETS)}) a linear model (the linear network or logistic "
             f"regression) within {COMPETITIVE_GAP} of the best non-linear activation is "
             f"competitive. Supported when every generated-set check holds and no real set is "
             f"competitive; partially supported when some checks hold or a real set is "
@@ -1291,6 +1294,8 @@ def build_report(experiment_dir: str | Path) -> dict:
         "accuracy": accuracy,
         "runs": [{"name": run.name, "status": run.status,
                   "diverged": run.status == runs.STATUS_DIVERGED,
+                  "diverged_at_step": (runs.read_marker(run.path).get("diverged_at_step")
+                                       if run.status == runs.STATUS_DIVERGED else None),
                   "val_accuracy": run.val_accuracy if run.status != "incomplete" else None}
                  for run in all_runs],
         "missing_runs": missing,
@@ -1344,7 +1349,7 @@ def render_markdown(report: dict, experiment_dir: Path) -> str:
     values = sweep["values"]
     claims: list[Claim] = report["claims"]
     lines = [
-        f"# Report: \"Why you shouldn't use a linear activation function\", measured",
+        "# Report: \"Why you shouldn't use a linear activation function\", measured",
         "",
         f"Experiment `{experiment_dir}`: {sweep['runs']} run folder(s), "
         f"{sweep[runs.STATUS_COMPLETE]} complete, {sweep[runs.STATUS_DIVERGED]} diverged, "
@@ -1359,7 +1364,9 @@ def render_markdown(report: dict, experiment_dir: Path) -> str:
         "model.keras, probe.npz, data regenerated from config.json); nothing is retrained.",
         "",
     ]
-    diverged = [run["name"] for run in report["runs"] if run["diverged"]]
+    diverged = [run["name"] + (f" (at step {run['diverged_at_step']})"
+                               if run["diverged_at_step"] is not None else "")
+                for run in report["runs"] if run["diverged"]]
     unfinished = [run["name"] for run in report["runs"] if run["status"] == "incomplete"]
     if diverged:
         lines += [f"**Diverged runs, excluded from every statistic:** {_names(diverged)}.", ""]
@@ -1409,10 +1416,12 @@ def _existing_figure(experiment_dir: Path, *parts: str) -> str | None:
 
 
 def _group_runs(selected: list[Run]) -> dict[str, list[Run]]:
+    def order(run: Run):
+        return (DATASETS.index(run.config.dataset), ACTIVATIONS.index(run.config.activation),
+                run.name)
+
     groups: dict[str, list[Run]] = {}
-    for run in sorted(selected, key=lambda run: (DATASETS.index(run.config.dataset),
-                                                  ACTIVATIONS.index(run.config.activation),
-                                                  run.name)):
+    for run in sorted(selected, key=order):
         groups.setdefault(run.group, []).append(run)
     return groups
 

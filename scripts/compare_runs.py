@@ -1,6 +1,7 @@
 """Overlay the logged gradient histograms of several runs layer by layer, and tabulate them.
 
-Run: python scripts/compare_runs.py logs/article/circles/linear-d4-w32-s0 logs/article/circles/relu-d4-w32-s0
+Run: python scripts/compare_runs.py logs/article/circles/linear-d4-w32-s0 \
+         logs/article/circles/relu-d4-w32-s0
 """
 
 import sys

@@ -222,7 +222,8 @@ def test_activation_logger_handles_dense_with_own_activation_and_skips_others(tm
     ({"every_n_steps": 2.5}, r"every_n_steps=2.5"),
     ({"histogram_buckets": 0}, r"histogram_buckets=0"),
     ({"probe": np.zeros((4, 3))}, r"`probe` must be a pair \(x, y\)"),
-    ({"probe": (np.zeros((4, 3)), np.zeros((5, 1)))}, r"same number of examples.*\(4, 3\).*\(5, 1\)"),
+    ({"probe": (np.zeros((4, 3)), np.zeros((5, 1)))},
+     r"same number of examples.*\(4, 3\).*\(5, 1\)"),
     ({"probe": (np.zeros(4), np.zeros(4))}, r"shape \(examples, features...\)"),
 ])
 def test_invalid_arguments_fail_early(kwargs, message):
@@ -292,7 +293,8 @@ MIRRORED_SCRIPT = textwrap.dedent("""
         models.compile_model(model, config, data.n_classes)
     model.fit(data.x_train, data.y_train, batch_size=16, epochs=2, verbose=0, shuffle=False,
               callbacks=[BatchLossLogger(log_dir), GradientLogger(log_dir, probe=probe),
-                         WeightLogger(log_dir, probe=probe), ActivationLogger(log_dir, probe=probe)])
+                         WeightLogger(log_dir, probe=probe),
+                         ActivationLogger(log_dir, probe=probe)])
     model.save(log_dir + "/model.keras")
     np.savez(log_dir + "/probe.npz", x=probe[0], y=probe[1])
     np.save(log_dir + "/x.npy", data.x_train)

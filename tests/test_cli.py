@@ -1,6 +1,9 @@
+import errno
+
 import pytest
 
 from conftest import run_cli
+from reproduce import cli
 
 
 def test_train_help_lists_choices():
@@ -57,3 +60,15 @@ def test_completed_run_is_refused_then_overwritten_on_request(tiny_run):
     assert replaced.returncode == 0, replaced.stderr[-2000:]
     assert replaced.stdout.strip().endswith(str(tiny_run.run_dir))
     assert (tiny_run.run_dir / "COMPLETE").read_text() != marker
+
+
+def test_disk_full_during_a_run_is_one_error_line(tmp_path, monkeypatch, capsys):
+    import reproduce.train
+
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "model.keras"))
+
+    monkeypatch.setattr(reproduce.train, "train", full_disk)
+    assert cli.main(["train", "--logdir", str(tmp_path / "logs"), "--quiet"]) == 1
+    assert capsys.readouterr().err == (
+        f"reproduce train: error: No space left on device: {tmp_path / 'model.keras'}\n")

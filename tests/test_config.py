@@ -57,7 +57,8 @@ def test_run_name_follows_configuration():
     assert runs.run_name(RunConfig(dataset="circles", activation="relu", seed=1)) == (
         "circles/relu-d4-w32-s1"
     )
-    name = runs.run_name(RunConfig(activation="leaky_relu", learning_rate=0.1, mixed_precision=True))
+    name = runs.run_name(
+        RunConfig(activation="leaky_relu", learning_rate=0.1, mixed_precision=True))
     assert name == "moons/leaky_relu-d4-w32-s0-lr=0.1-fp16=1"
 
 
@@ -67,7 +68,8 @@ def test_run_names_differ_when_training_fields_differ():
 
 
 def test_run_dir_is_under_experiment(tmp_path):
-    assert runs.run_dir(RunConfig(), tmp_path) == tmp_path / "article" / "moons" / "linear-d4-w32-s0"
+    expected = tmp_path / "article" / "moons" / "linear-d4-w32-s0"
+    assert runs.run_dir(RunConfig(), tmp_path) == expected
 
 
 def test_config_json_is_plain_json():

@@ -77,6 +77,7 @@ DAMAGES = {
     "marker not json": ("relu", overwrite(runs.MARKER_FILE, b"{")),
     "marker without status": ("relu", overwrite(runs.MARKER_FILE, b"{}")),
     "history not json": ("linear", overwrite(runs.HISTORY_FILE, b"[1, 2")),
+    "history wrong shape": ("linear", overwrite(runs.HISTORY_FILE, b'{"val_accuracy": 5}')),
     "model random bytes": ("linear", overwrite(runs.MODEL_FILE, os.urandom(4096))),
     "model truncated": ("linear", truncate(runs.MODEL_FILE)),
     "probe random bytes": ("linear", overwrite(runs.PROBE_FILE, os.urandom(512))),
@@ -163,7 +164,7 @@ def test_report_uses_every_readable_run_and_names_each_damaged_file(experiment):
         markdown, data = write_report(experiment)
     assert_warned_naming(caught, damaged, [
         "events garbage", "events truncated", *UNREADABLE_RUN, "history not json",
-        "model random bytes", "model truncated", "probe random bytes"])
+        "history wrong shape", "model random bytes", "model truncated", "probe random bytes"])
     assert markdown.read_text().startswith("#")
     report = json.loads(data.read_text())
     readable = [kind for kind in DAMAGES if kind not in UNREADABLE_RUN]

@@ -172,8 +172,10 @@ def test_plotting_again_replaces_the_image_summaries(tiny_experiment):
 def test_diverged_run_is_still_plotted(tiny_experiment, tmp_path):
     experiment = shutil.copytree(tiny_experiment, tmp_path / "copy")
     linear = experiment / runs.run_name(TEST_CONFIG)
-    runs.write_marker(linear, {**runs.read_marker(linear), "status": runs.STATUS_DIVERGED})
+    runs.write_marker(linear, {**runs.read_marker(linear), "status": runs.STATUS_DIVERGED,
+                               "diverged_at_step": 5})
     written = plots.plot_experiment(experiment)
     assert set(written) == set(expected_images(experiment))
     group = plots.load_loss_curves([linear])[runs.group_name(TEST_CONFIG)]
     assert group.runs[0].diverged and group.mean is None
+    assert group.runs[0].divergence_label == "seed 0 diverged at step 5"

@@ -215,14 +215,16 @@ def test_diverged_runs_are_listed_and_left_out(tiny_experiment, tmp_path):
     shutil.copytree(tiny_experiment, experiment)
     relu = experiment / "moons/relu-d2-w8-s0-bs=16-ep=6-n=80"
     marker = runs.read_marker(relu)
-    runs.write_marker(relu, {**marker, "status": runs.STATUS_DIVERGED})
+    runs.write_marker(relu, {**marker, "status": runs.STATUS_DIVERGED, "diverged_at_step": 7})
     data = json.loads(report.write_report(experiment)[1].read_text())
     assert [run["diverged"] for run in data["runs"]] == [False, True]
+    assert [run["diverged_at_step"] for run in data["runs"]] == [None, 7]
     claims = {claim["id"]: claim for claim in data["claims"]}
     assert list(claims["C2"]["evidence"]["activations"]) == ["linear"]
     assert {row["model"] for row in data["accuracy"]} == {"linear", "logistic_regression"}
     text = (experiment / "REPORT.md").read_text()
-    assert "Diverged runs, excluded from every statistic:** moons/relu-d2-w8-s0" in text
+    assert ("Diverged runs, excluded from every statistic:** moons/relu-d2-w8-s0-bs=16-ep=6-n=80 "
+            "(at step 7)") in text
 
 
 def test_no_completed_runs_raises(tmp_path):
