@@ -118,7 +118,7 @@ def free_ports(count: int) -> list[int]:
             each.close()
 
 
-def run_workers(args, tmp_path, count=2):
+def run_workers(args, tmp_path, count=2, expected_status=0):
     """Runs `reproduce ARGS --strategy multi_worker` as `count` loopback workers.
 
     Returns their pids and (stdout, stderr) pairs; every process is gone on return.
@@ -143,7 +143,7 @@ def run_workers(args, tmp_path, count=2):
                 worker.kill()
                 worker.wait()
     for worker, (_, stderr) in zip(workers, outputs):
-        assert worker.returncode == 0, stderr[-3000:]
+        assert worker.returncode == expected_status, stderr[-3000:]
     assert not list(worker_tmp.iterdir())  # the other workers' files are gone
     return [worker.pid for worker in workers], outputs
 
@@ -161,6 +161,11 @@ def test_two_loopback_workers_train_one_run_written_by_the_chief(tmp_path, mirro
     assert event_file_pids(run_dir) == {pids[0]}  # all written by the chief
     marker = runs.read_marker(run_dir)
     assert marker["replicas"] == 2 and marker["steps"] == 8
+    # Again: the chief refuses the completed run and the other worker stops too.
+    _, refusals = run_workers(["train", *FLAGS, "--logdir", logdir], tmp_path, expected_status=2)
+    assert "already complete; pass --overwrite" in refusals[0][1]
+    assert "the chief worker stopped with an error" in refusals[1][1]
+    assert runs.read_marker(run_dir) == marker
     # Same global batches, same weights as the mirrored run over two devices.
     mirrored = json.loads((mirrored_run / runs.HISTORY_FILE).read_text())
     history = json.loads((run_dir / runs.HISTORY_FILE).read_text())

@@ -169,3 +169,20 @@ def test_same_sweep_twice_gives_identical_batch_losses(tmp_path, sweep_file, ref
     for name, values in reference.items():
         assert len(values) == 12  # 3 epochs of 4 steps
         np.testing.assert_array_equal(losses[name], values)
+
+
+def test_ctrl_c_during_train_leaves_no_half_written_run(tmp_path):
+    logdir = tmp_path / "logs"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "reproduce.cli", "train", "--experiment", "tiny", "--epochs", "200",
+         "--samples", "80", "--steps-per-execution", "1", "--logdir", str(logdir)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    wait_for_line(process, "Epoch 3/200")
+    _, stderr = finish(process, signal.SIGINT)
+    assert process.returncode == 130, stderr[-3000:]
+    assert "Traceback" not in stderr
+    assert stderr.strip().splitlines()[-1].startswith(
+        "reproduce train: interrupted; no unfinished run folder is left. Train it again with: "
+        "reproduce train --experiment tiny --epochs 200")
+    assert runs.find_runs(logdir) == []
