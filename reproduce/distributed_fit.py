@@ -56,6 +56,10 @@ def fit(model: keras.Model, train_data: tf.data.Dataset, validation_data: tf.dat
             train_function, distributed_train, steps, execution,
             callback_list.on_train_batch_begin, callback_list.on_train_batch_end,
             stop=lambda: model.stop_training)
+        if not model.stop_training:
+            # Keras's fit opens one more iterator after a full epoch and leaves it unused;
+            # each opening draws a shuffle order, so this keeps the same batches as fit.
+            iter(distributed_train)
         validation_logs = _evaluate(model, callback_list, test_function,
                                     distributed_validation, validation_steps, execution)
         epoch_logs.update({"val_" + name: value for name, value in validation_logs.items()})
@@ -85,7 +89,7 @@ def _run_steps(function, data, steps: int, execution: int, on_begin, on_end, sto
         on_begin(begin)
         logs = {name: float(value)
                 for name, value in function(iterator, tf.constant(count)).items()}
-        on_end(begin + count - 1, logs)
+        on_end(begin + execution - 1, logs)  # as `fit` numbers a partial last call
         if stop():
             break
     return logs
@@ -111,9 +115,10 @@ def _build(model: keras.Model, data: tf.data.Dataset) -> None:
     """Creates the optimizer, loss and metric variables in the strategy's scope.
 
     `fit` does this in its symbolic build; variables cannot be created inside
-    `strategy.run`.
+    `strategy.run`. A batch of zeros stands in for the data: drawing a real
+    batch would use up one of the pipeline's seeded shuffle orders.
     """
-    x, y = next(iter(data.take(1)))
+    x, y = (tf.zeros([1, *spec.shape[1:]], spec.dtype) for spec in data.element_spec)
     with model.distribute_strategy.scope():
         y_pred = model(x, training=False)
         model.compute_loss(x=x, y=y, y_pred=y_pred, training=False)

@@ -79,6 +79,17 @@ def test_mirrored_over_two_cpus_logs_single_device_values_once(mirrored_run):
         np.testing.assert_allclose(train_events.scalars[tag].at(0), value, rtol=1e-5)
 
 
+def test_mirrored_run_repeats_the_default_strategy_run_batch_for_batch(mirrored_run, tiny_run):
+    assert tiny_run.config == CONFIG  # the same run, trained by Keras's fit on one device
+    mirrored = events.read_events(mirrored_run / runs.TRAIN_DIR).scalars[tags.BATCH_LOSS]
+    default = events.read_events(tiny_run.run_dir / runs.TRAIN_DIR).scalars[tags.BATCH_LOSS]
+    assert mirrored.steps.tolist() == default.steps.tolist()
+    np.testing.assert_allclose(mirrored.values, default.values, rtol=1e-5)
+    history = json.loads((mirrored_run / runs.HISTORY_FILE).read_text())
+    for name, values in tiny_run.history.items():
+        np.testing.assert_allclose(history[name], values, rtol=1e-5)
+
+
 def test_mirrored_final_gradient_norm_matches_saved_model(mirrored_run):
     model = keras.saving.load_model(mirrored_run / runs.MODEL_FILE, safe_mode=True)
     with np.load(mirrored_run / runs.PROBE_FILE, allow_pickle=False) as probe:
