@@ -18,6 +18,7 @@ from pathlib import Path
 from reproduce import config as config_module
 from reproduce.config import RunConfig
 from reproduce.errors import ConfigError, ReproduceError
+from reproduce.tf_config import read_tf_config
 
 DEFAULT_LOGDIR = "logs"
 DEFAULT_EXPERIMENT_DIR = Path(DEFAULT_LOGDIR) / "article"
@@ -145,8 +146,15 @@ def load_sweep_from_args(args: argparse.Namespace):
 
 
 def is_multi_worker(args: argparse.Namespace) -> bool:
-    """Whether the command runs as one worker of several (whose checks must run together)."""
-    return getattr(args, "strategy", None) == "multi_worker"
+    """Whether the command runs as one worker of several (whose checks must run together).
+
+    Raises:
+        ConfigError: it does, and TF_CONFIG is malformed.
+    """
+    if getattr(args, "strategy", None) != "multi_worker":
+        return False
+    read_tf_config()
+    return True
 
 
 def add_command(commands, name: str, handler, help: str, usage: str, description: str = ""):
@@ -220,20 +228,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     config = _parse_config(args, parser)
-    from reproduce.runs import check_not_complete, check_writable, discard_incomplete, run_dir
+    from reproduce.runs import check_not_complete, check_writable, run_dir
 
     if not is_multi_worker(args):  # workers must fail together, after connecting
         check_writable(args.logdir)
         check_not_complete(run_dir(config, args.logdir), args.overwrite)
     from reproduce.train import train
 
-    try:
-        result = train(config, args.logdir, overwrite=args.overwrite,
-                       verbose=0 if args.quiet else 2)
-    except KeyboardInterrupt:
-        if not is_multi_worker(args):  # a multi-worker run folder is the chief's alone
-            discard_incomplete(run_dir(config, args.logdir))
-        raise
+    result = train(config, args.logdir, overwrite=args.overwrite, verbose=0 if args.quiet else 2)
     print(f"{result.status}: {result.run_dir}")
     return 0
 
@@ -319,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
         return args.handler(args, args.parser)
     except ReproduceError as error:
         print(f"reproduce {args.command}: error: {error}", file=sys.stderr)
-        return EXIT_USAGE
+        return getattr(error, "exit_status", EXIT_USAGE)
     except OSError as error:  # the disk filled up or the log dir changed under a run
         where = f": {error.filename}" if error.filename else ""
         print(f"reproduce {args.command}: error: {error.strerror or error}{where}",
@@ -337,8 +339,7 @@ def interruption_message(command: str, interruption: KeyboardInterrupt, argv) ->
                if unfinished else "")
     again = "reproduce " + shlex.join(sys.argv[1:] if argv is None else map(str, argv))
     if command == "train":
-        return (f"reproduce train: interrupted; no unfinished run folder is left. "
-                f"Train it again with: {again}")
+        return (f"reproduce train: interrupted{stopped}. Train it again with: {again}")
     if command in ("sweep", "article"):
         return (f"reproduce {command}: interrupted{stopped}; completed runs are kept. "
                 f"Resume with: {again}")

@@ -39,7 +39,7 @@ INITIALIZERS = ("glorot_uniform", "he_normal", "orthogonal", "standard")
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
 STRATEGIES = ("default", "mirrored", "multi_worker")  # tf.distribute strategies
 # A device as tf.distribute names it: "/gpu:0", "/device:CPU:1", "GPU:2".
-DEVICE_PATTERN = re.compile(r"(/device:|/)?(cpu|gpu):\d+", re.IGNORECASE)
+DEVICE_PATTERN = re.compile(r"(/device:|/)?(cpu|gpu):(\d+)", re.IGNORECASE)
 # Run folder names use these characters only.
 NAME_CHARACTERS = "abcdefghijklmnopqrstuvwxyz0123456789._=-"
 
@@ -211,19 +211,29 @@ def _check_values(config: RunConfig) -> None:
         raise ConfigError(f"noise must be at least 0, got {config.noise}")
 
 
+def device_list(devices: str) -> list[str]:
+    """Returns comma-separated `devices` as distinct canonical names such as `/gpu:0`.
+
+    Raises:
+        ConfigError: a name is not a CPU or GPU device, or one device is named twice.
+    """
+    matches = [DEVICE_PATTERN.fullmatch(name.strip()) for name in devices.split(",")]
+    names = [f"/{match.group(2).lower()}:{int(match.group(3))}" for match in matches if match]
+    if len(names) < len(matches) or len(set(names)) < len(names):
+        raise ConfigError(
+            f"invalid devices {devices!r}; give distinct comma-separated devices "
+            f"such as /gpu:0,/gpu:1 or /cpu:0,/cpu:1")
+    return names
+
+
 def _check_devices(config: RunConfig) -> None:
     if config.devices is None:
         return
     if config.strategy != "mirrored":
         raise ConfigError(
             f"devices {config.devices!r} need strategy 'mirrored', got {config.strategy!r}")
-    names = config.devices.split(",")
-    bad = [name for name in names if not DEVICE_PATTERN.fullmatch(name.strip())]
-    if bad or len(set(names)) != len(names):
-        raise ConfigError(
-            f"invalid devices {config.devices!r}; give distinct comma-separated devices "
-            f"such as /gpu:0,/gpu:1 or /cpu:0,/cpu:1")
-    if config.jit_compile and config.devices.lower().count("cpu") > 1:
+    names = device_list(config.devices)
+    if config.jit_compile and sum(name.startswith("/cpu") for name in names) > 1:
         # XLA cannot reach variables on another logical CPU device (Keras's fit fails too).
         raise ConfigError(
             f"jit_compile with devices {config.devices!r} fails in XLA (logical CPU "

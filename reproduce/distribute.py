@@ -13,13 +13,13 @@ That has to happen before TensorFlow starts its runtime in the process.
 from __future__ import annotations
 
 import functools
-import json
 import os
 
 import tensorflow as tf
 
-from reproduce.config import RunConfig
+from reproduce.config import RunConfig, device_list
 from reproduce.errors import ConfigError, ReproduceError
+from reproduce.tf_config import read_tf_config
 
 # A lost worker fails the collective ops after this long instead of hanging forever.
 COLLECTIVE_TIMEOUT_S = 600
@@ -41,14 +41,13 @@ def make_strategy(config: RunConfig) -> tf.distribute.Strategy:
 def _mirrored(devices: str | None) -> tf.distribute.MirroredStrategy:
     if devices is None:
         return tf.distribute.MirroredStrategy()  # every visible GPU, else the CPU
-    names = [name.strip() for name in devices.split(",")]
-    cpu_indices = [int(name.rsplit(":", 1)[1]) for name in names if "cpu" in name.lower()]
+    names = device_list(devices)
+    cpu_indices = [int(name.rsplit(":", 1)[1]) for name in names if name.startswith("/cpu")]
     if cpu_indices:
         split_cpu(max(cpu_indices) + 1)
     available = {device.name.lower().replace("/device:", "/")
                  for device in tf.config.list_logical_devices()}
-    missing = [name for name in names
-               if "/" + name.lower().replace("/device:", "").lstrip("/") not in available]
+    missing = [name for name in names if name not in available]
     if missing:
         raise ConfigError(
             f"device(s) {', '.join(missing)} not found; this machine has "
@@ -78,11 +77,7 @@ def split_cpu(count: int) -> None:
 
 @functools.cache  # one per process: TensorFlow allows only one collective setup
 def _multi_worker(tf_config: str) -> tf.distribute.MultiWorkerMirroredStrategy:
-    if tf_config:
-        try:
-            json.loads(tf_config)
-        except json.JSONDecodeError as error:
-            raise ConfigError(f"TF_CONFIG is not valid JSON: {error}") from None
+    read_tf_config({"TF_CONFIG": tf_config})  # checks it
     options = tf.distribute.experimental.CommunicationOptions(
         timeout_seconds=COLLECTIVE_TIMEOUT_S)
     return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
@@ -103,8 +98,16 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
     return resolver.task_type == "worker" and resolver.task_id == 0 and not has_chief
 
 
+def worker_count(strategy: tf.distribute.Strategy) -> int:
+    """The processes training together: the chief and the workers of the cluster."""
+    if not is_multi_worker(strategy) or strategy.cluster_resolver is None:
+        return 1
+    cluster = strategy.cluster_resolver.cluster_spec().as_dict()
+    return max(1, sum(len(cluster.get(job, [])) for job in ("chief", "worker")))
+
+
 def device_names(strategy: tf.distribute.Strategy) -> list[str]:
-    """The devices this process trains on."""
+    """The devices this process trains on (for a multi-worker run, the chief's)."""
     if isinstance(strategy, (tf.distribute.MirroredStrategy,
                              tf.distribute.MultiWorkerMirroredStrategy)):
         return list(strategy.extended.worker_devices)

@@ -19,3 +19,17 @@ class RunExistsError(ReproduceError):
 
 class RunNotFoundError(ReproduceError):
     """A run folder or log root holds no usable run."""
+
+
+class WorkerLostError(ReproduceError):
+    """Another worker of a multi-worker run stopped or became unreachable."""
+
+    exit_status = 1  # not the user's input: the cluster failed
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C stopped a command; `unfinished` names the runs whose folders were removed."""
+
+    def __init__(self, unfinished=()):
+        super().__init__(list(unfinished))
+        self.unfinished = list(unfinished)

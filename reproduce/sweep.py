@@ -12,6 +12,7 @@ import dataclasses
 import itertools
 import multiprocessing
 import os
+import signal
 import sys
 import threading
 import time
@@ -21,7 +22,7 @@ from pathlib import Path
 
 from reproduce import runs
 from reproduce.config import RunConfig, field_names
-from reproduce.errors import ConfigError
+from reproduce.errors import ConfigError, Interrupted
 
 DEFAULT_SWEEP = "article.toml"
 SWEEP_KEYS = ("experiment", "grid", "fixed")
@@ -209,9 +210,10 @@ def run_all(sweep: Sweep, logdir, jobs: int | None = None, verbose: int = 0) -> 
     progress.pending = len(pending)
     try:
         _train_pending(pending, logdir, jobs, verbose, progress, outcomes)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interruption:
         unfinished = [config for index, config in pending if index not in outcomes]
-        raise SweepInterrupted(_discard_unfinished(unfinished, logdir)) from None
+        stopped = getattr(interruption, "unfinished", []) + _discard_unfinished(unfinished, logdir)
+        raise Interrupted(stopped) from None
     return SweepSummary(
         experiment_dir=runs.experiment_dir(logdir, sweep.experiment),
         outcomes=[outcomes[index] for index in sorted(outcomes)],
@@ -219,14 +221,6 @@ def run_all(sweep: Sweep, logdir, jobs: int | None = None, verbose: int = 0) -> 
         jobs=jobs,
         chief=chief,
     )
-
-
-class SweepInterrupted(KeyboardInterrupt):
-    """Ctrl-C stopped a sweep; `unfinished` names the runs whose folders were removed."""
-
-    def __init__(self, unfinished: list[str]):
-        super().__init__(unfinished)
-        self.unfinished = unfinished
 
 
 def _train_pending(pending, logdir, jobs: int, verbose: int, progress, outcomes: dict) -> None:
@@ -312,6 +306,8 @@ class _Progress:
 
 
 def _init_worker(parent: int) -> None:
+    # Ctrl-C is the parent's to handle: it stops the workers and names their runs.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     # A worker whose sweep was killed stops at once instead of writing on behind its back.
     threading.Thread(target=_exit_without_parent, args=(parent,), daemon=True).start()

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
 import shutil
+import signal
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -19,6 +22,7 @@ from tensorflow.python.framework import config as tf_config
 import callbacks as run_callbacks
 from reproduce import datasets, distribute, distributed_fit, models, runs
 from reproduce.config import RunConfig
+from reproduce.errors import Interrupted, WorkerLostError
 from reproduce.tensorboard import write_run_hparams
 
 
@@ -65,6 +69,8 @@ def train(
         A `RunResult`.
 
     Raises:
+        Interrupted: Ctrl-C; the unfinished run folder has been removed.
+        WorkerLostError: another worker of a multi-worker run went away.
         ConfigError: the log root is not writable.
         DataError: the dataset cannot be built.
         RunExistsError: the run is complete and `overwrite` is false.
@@ -84,6 +90,16 @@ def train(
                else Path(tempfile.mkdtemp(prefix="reproduce-worker-")))
     try:
         result = _train(config, strategy, run_dir, dataset, verbose, chief)
+    except KeyboardInterrupt:
+        if chief and runs.discard_incomplete(run_dir):  # never leave a half-written run
+            raise Interrupted([runs.run_name(config)]) from None
+        raise
+    except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError,
+            tf.errors.CancelledError) as error:
+        if not distribute.is_multi_worker(strategy):
+            raise
+        reason = str(error).strip().splitlines()[0].rsplit("}} ", 1)[-1]  # no op name
+        raise WorkerLostError(f"lost contact with another worker: {reason}") from None
     finally:
         if not chief:
             shutil.rmtree(run_dir, ignore_errors=True)
@@ -106,19 +122,21 @@ def _train(config: RunConfig, strategy, run_dir: Path, dataset, verbose, chief: 
         np.savez(run_dir / runs.PROBE_FILE, x=probe_x, y=probe_y)
 
     train_data, validation_data = datasets.make_pipelines(dataset, config.batch_size, config.seed)
-    callbacks = make_callbacks(config, run_dir, (probe_x, probe_y))
-    if config.strategy == "default":
-        history = model.fit(
-            train_data,
-            validation_data=validation_data,
-            epochs=config.epochs,
-            callbacks=callbacks,
-            verbose=verbose,
-            shuffle=False,  # the pipeline shuffles, seeded
-        )
-    else:
-        history = distributed_fit.fit(model, train_data, validation_data, config.epochs,
-                                      callbacks, verbose)
+    stop = _StopAtBatchEnd()
+    callbacks = [*make_callbacks(config, run_dir, (probe_x, probe_y)), stop]
+    with _ctrl_c_stops_at_batch_end(stop):
+        if config.strategy == "default":
+            history = model.fit(
+                train_data,
+                validation_data=validation_data,
+                epochs=config.epochs,
+                callbacks=callbacks,
+                verbose=verbose,
+                shuffle=False,  # the pipeline shuffles, seeded
+            )
+        else:
+            history = distributed_fit.fit(model, train_data, validation_data, config.epochs,
+                                          callbacks, verbose)
     model.save(run_dir / runs.MODEL_FILE)  # every worker saves: saving may need collectives
     history_values = {
         name: [float(value) for value in values] for name, values in history.history.items()
@@ -140,6 +158,7 @@ def _train(config: RunConfig, strategy, run_dir: Path, dataset, verbose, chief: 
          "steps_per_epoch": int(train_data.cardinality().numpy()),
          "epochs": len(history_values.get("loss", [])), "final": result.final,
          "devices": devices, "replicas": int(strategy.num_replicas_in_sync),
+         "workers": distribute.worker_count(strategy),
          **({"diverged_at_step": diverged_at} if diverged_at is not None else {})},
     )
     return result
@@ -165,6 +184,46 @@ def make_callbacks(config: RunConfig, run_dir: Path, probe) -> list[keras.callba
         *(logger(run_dir, **probe_options) for enabled, logger in loggers if enabled),
         keras.callbacks.TerminateOnNaN(),
     ]
+
+
+class _StopAtBatchEnd(keras.callbacks.Callback):
+    """Raises KeyboardInterrupt at the first batch end after `requested` is set."""
+
+    requested = False
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.requested:
+            raise KeyboardInterrupt
+
+    on_test_batch_end = on_train_batch_end
+
+
+@contextlib.contextmanager
+def _ctrl_c_stops_at_batch_end(stop: _StopAtBatchEnd):
+    """Turns Ctrl-C during training into a stop at the next batch end.
+
+    Interrupting TensorFlow in the middle of a compiled call can corrupt the
+    process's memory (glibc aborts it), so the first Ctrl-C only asks; a
+    second one interrupts at once. Outside the main thread, or where Ctrl-C
+    is ignored (sweep workers), nothing changes.
+    """
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is signal.SIG_IGN):
+        yield
+        return
+
+    def request_stop(signal_number, frame):
+        if stop.requested:
+            raise KeyboardInterrupt
+        stop.requested = True
+
+    previous = signal.signal(signal.SIGINT, request_stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if stop.requested:
+        raise KeyboardInterrupt
 
 
 def _set_up_session(config: RunConfig) -> None:

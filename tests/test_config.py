@@ -3,7 +3,7 @@ import json
 import pytest
 
 from reproduce import runs
-from reproduce.config import TEST_CONFIG, RunConfig
+from reproduce.config import TEST_CONFIG, RunConfig, device_list
 from reproduce.errors import ConfigError
 
 
@@ -39,6 +39,8 @@ def test_unknown_key_is_rejected_with_valid_keys():
         ({"devices": "/gpu:0"}, r"devices '/gpu:0' need strategy 'mirrored', got 'default'"),
         ({"strategy": "mirrored", "devices": "/tpu:0"}, r"invalid devices '/tpu:0'; give"),
         ({"strategy": "mirrored", "devices": "/gpu:0,/gpu:0"}, r"invalid devices '/gpu:0,/gp"),
+        ({"strategy": "mirrored", "devices": "/cpu:0,/device:CPU:0"}, r"invalid devices '/cpu"),
+        ({"strategy": "mirrored", "devices": "/gpu:1, GPU:01"}, r"invalid devices '/gpu:1, G"),
         ({"strategy": "mirrored", "devices": "/cpu:0,/cpu:1", "jit_compile": True},
          r"jit_compile with devices '/cpu:0,/cpu:1' fails in XLA"),
     ],
@@ -77,5 +79,6 @@ def test_config_json_is_plain_json():
 
 
 def test_device_spellings_tf_distribute_accepts_are_valid():
-    config = RunConfig(strategy="mirrored", devices="/gpu:0,GPU:1,/device:GPU:2")
+    config = RunConfig(strategy="mirrored", devices="/gpu:0,GPU:1, /device:GPU:2")
     assert RunConfig.from_json(config.to_json()) == config
+    assert device_list(config.devices) == ["/gpu:0", "/gpu:1", "/gpu:2"]

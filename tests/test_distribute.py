@@ -171,7 +171,7 @@ def test_two_loopback_workers_train_one_run_written_by_the_chief(tmp_path, mirro
     assert file_layout(run_dir) == file_layout(mirrored_run)  # one set of files
     assert event_file_pids(run_dir) == {pids[0]}  # all written by the chief
     marker = runs.read_marker(run_dir)
-    assert marker["replicas"] == 2 and marker["steps"] == 8
+    assert marker["replicas"] == 2 and marker["workers"] == 2 and marker["steps"] == 8
     # Again: the chief refuses the completed run and the other worker stops too.
     _, refusals = run_workers(["train", *FLAGS, "--logdir", logdir], tmp_path, expected_status=2)
     assert "already complete; pass --overwrite" in refusals[0][1]
@@ -204,3 +204,29 @@ def test_multi_worker_sweep_skips_what_the_chief_has_and_trains_the_rest(tmp_pat
     assert runs.read_marker(trained)["replicas"] == 2
     assert event_file_pids(trained) == {pids[0]}
     assert runs.load_config(trained).strategy == "multi_worker"
+
+
+@pytest.mark.parametrize("value, message", [
+    ("{", "TF_CONFIG is not valid JSON"),
+    ("[1, 2]", "TF_CONFIG must be a JSON object with cluster and task, got '[1, 2]'"),
+    ('{"task": {"type": "worker", "index": 0}}', "TF_CONFIG needs a cluster"),
+    ('{"cluster": {"worker": ["127.0.0.1:1"]}}', "TF_CONFIG needs this process's task"),
+    ('{"cluster": {"worker": ["127.0.0.1:1"]}, "task": {"type": "ps", "index": 0}}',
+     "TF_CONFIG task type 'ps' is not in the cluster; choose from worker"),
+    ('{"cluster": {"worker": ["127.0.0.1:1"]}, "task": {"type": "worker", "index": 5}}',
+     "TF_CONFIG task index 5 is out of range; 'worker' has 1 task(s)"),
+    ('{"cluster": {"workers": ["127.0.0.1:1"]}, "task": {"type": "workers", "index": 0}}',
+     "TF_CONFIG cluster job 'workers' is unknown"),
+    ('{"cluster": {"worker": ["node1"]}, "task": {"type": "worker", "index": 0}}',
+     "TF_CONFIG cluster 'worker' must list host:port addresses, got ['node1']"),
+])
+def test_malformed_tf_config_is_one_error_line_before_anything_starts(tmp_path, value, message):
+    result = subprocess.run(
+        [sys.executable, "-m", "reproduce.cli", "train", "--strategy", "multi_worker",
+         "--logdir", str(tmp_path / "logs")],
+        capture_output=True, text=True, timeout=60,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "TF_CONFIG": value})
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"reproduce train: error: {message}"), lines
+    assert not (tmp_path / "logs").exists()
