@@ -207,8 +207,24 @@ def _check_values(config: RunConfig) -> None:
             "validation_fraction must be between 0 and 1 (exclusive), "
             f"got {config.validation_fraction}"
         )
+    if config.samples is not None:
+        validation_size(config.samples, config.validation_fraction)
     if not (config.noise >= 0 and math.isfinite(config.noise)):
         raise ConfigError(f"noise must be at least 0, got {config.noise}")
+
+
+def validation_size(samples: int, validation_fraction: float) -> int:
+    """Returns how many of `samples` examples are held out for validation.
+
+    Raises:
+        ConfigError: the validation split would be empty, or the training split below 2.
+    """
+    n_val = int(round(samples * validation_fraction))
+    if n_val < 1 or samples - n_val < 2:
+        raise ConfigError(
+            f"{samples} samples with validation_fraction={validation_fraction} "
+            "leave an empty split; use more samples")
+    return n_val
 
 
 def device_list(devices: str) -> list[str]:

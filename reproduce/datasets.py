@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from callbacks import probe
-from reproduce.config import RunConfig
-from reproduce.errors import DataError
+from reproduce.config import RunConfig, validation_size
+from reproduce.errors import ConfigError, DataError
 
 GENERATED_SAMPLES = 1000  # examples of a generated set when `samples` is None
 MNIST_ENV = "REPRODUCE_MNIST"  # optional path to a cached mnist.npz
@@ -56,12 +56,10 @@ def load_dataset(config: RunConfig, mnist_path: str | Path | None = None) -> Dat
     """
     x, y, n_classes = _load_raw(config, mnist_path)
     rng = np.random.default_rng(config.seed)
-    n_val = int(round(len(x) * config.validation_fraction))
-    if n_val < 1 or len(x) - n_val < 2:
-        raise DataError(
-            f"{len(x)} samples with validation_fraction={config.validation_fraction} "
-            "leave an empty split; use more samples"
-        )
+    try:
+        n_val = validation_size(len(x), config.validation_fraction)
+    except ConfigError as error:
+        raise DataError(str(error)) from None
     order = rng.permutation(len(x))
     val_index, train_index = order[:n_val], order[n_val:]
     x_train, x_val = x[train_index], x[val_index]

@@ -3,7 +3,7 @@ import pytest
 
 from reproduce import datasets
 from reproduce.config import TEST_CONFIG, TWO_D_DATASETS
-from reproduce.errors import DataError
+from reproduce.errors import ConfigError, DataError
 
 
 @pytest.mark.parametrize("name", TWO_D_DATASETS)
@@ -69,9 +69,9 @@ def test_probe_is_seeded_subset_of_training_data():
     assert len(everything) == len(data.x_train)
 
 
-def test_too_few_samples_is_a_clear_error():
-    with pytest.raises(DataError, match="leave an empty split"):
-        datasets.load_dataset(TEST_CONFIG.replace(samples=2))
+def test_too_few_samples_is_a_clear_error_before_any_data_is_built():
+    with pytest.raises(ConfigError, match="2 samples with validation_fraction=0.2 leave an emp"):
+        TEST_CONFIG.replace(samples=2)
 
 
 def test_linear_set_is_linearly_separable_enough():
