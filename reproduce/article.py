@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from reproduce import runs
 from reproduce import sweep as sweep_module
 from reproduce.sweep import Sweep, SweepSummary, format_duration
 
@@ -15,8 +16,9 @@ def run_sweep(sweep: Sweep, logdir, jobs: int | None = None) -> SweepSummary:
 
     summary = sweep_module.run_all(sweep, logdir, jobs=jobs)
     print(summary.describe(), flush=True)
-    if summary.chief:
-        write_experiment_summaries(summary.experiment_dir, sweep.configs())
+    if summary.chief:  # another sweep of the same experiment may be writing them too
+        with runs.write_lock(summary.experiment_dir, wait=True):
+            write_experiment_summaries(summary.experiment_dir, sweep.configs())
     return summary
 
 
@@ -36,11 +38,12 @@ def run_article(logdir, jobs: int | None = None, sweep: Sweep | None = None) -> 
     root = summary.experiment_dir
     if not summary.chief:
         return root  # the chief writes the figures and the report
-    figures_start = time.perf_counter()
-    figures = plot_experiment(root)
-    report_start = time.perf_counter()
-    report_paths = write_report(root)
-    end = time.perf_counter()
+    with runs.write_lock(root, wait=True):  # one process at a time writes them
+        figures_start = time.perf_counter()
+        figures = plot_experiment(root)
+        report_start = time.perf_counter()
+        report_paths = write_report(root)
+        end = time.perf_counter()
     print(
         f"\nTimes: sweep {format_duration(figures_start - start)}, figures "
         f"{format_duration(report_start - figures_start)}, report "

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import shlex
 import sys
 import warnings
 from pathlib import Path
 
 from reproduce import config as config_module
-from reproduce.config import RunConfig
+from reproduce.config import RunConfig, check_fits_in_memory
 from reproduce.errors import ConfigError, ReproduceError
+from reproduce.quiet import quiet_tensorflow
 from reproduce.tf_config import read_tf_config
 
 DEFAULT_LOGDIR = "logs"
@@ -25,6 +25,7 @@ DEFAULT_EXPERIMENT_DIR = Path(DEFAULT_LOGDIR) / "article"
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
+MAX_JOBS = 64  # worker processes of a sweep, each with its own TensorFlow
 
 # Flag spelling where it differs from the field name.
 FLAG_NAMES = {
@@ -135,13 +136,16 @@ def load_sweep_from_args(args: argparse.Namespace):
 
     if args.jobs is not None and args.jobs < 1:
         raise ConfigError(f"--jobs must be at least 1, got {args.jobs}")
+    if args.jobs is not None and args.jobs > MAX_JOBS:
+        raise ConfigError(f"--jobs must be at most {MAX_JOBS}, got {args.jobs}")
     sweep = load_sweep(args.sweep_file).with_grid(
         activation=args.activations, dataset=args.datasets, seed=args.seeds)
     given = {field: getattr(args, field) for field in ("strategy", "devices")
              if getattr(args, field) is not None}
     if given:
         sweep = dataclasses.replace(sweep, fixed={**sweep.fixed, **given})
-        sweep.configs()  # validates
+    for config in sweep.configs():  # validates
+        check_fits_in_memory(config)
     return sweep
 
 
@@ -161,6 +165,9 @@ def add_command(commands, name: str, handler, help: str, usage: str, description
     """Adds the subcommand `name`, run by `handler(args, its_parser)`; returns its parser."""
     parser = commands.add_parser(name, help=help, usage=usage, description=description or None)
     parser.set_defaults(handler=handler, parser=parser)
+    parser.add_argument("--verbose", action="store_true",
+                        help="let TensorFlow print its start-up notices and warnings "
+                             "(also when TF_CPP_MIN_LOG_LEVEL is set)")
     return parser
 
 
@@ -228,6 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     config = _parse_config(args, parser)
+    check_fits_in_memory(config)
     from reproduce.runs import check_not_complete, check_writable, run_dir
 
     if not is_multi_worker(args):  # workers must fail together, after connecting
@@ -314,9 +322,9 @@ def _parse_config(args, parser) -> RunConfig:
 
 def main(argv: list[str] | None = None) -> int:
     """Runs the command line; returns the exit status."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out
     parser = build_parser()
     args = parser.parse_args(argv)
+    quiet_tensorflow(args.verbose)
     try:
         return args.handler(args, args.parser)
     except ReproduceError as error:

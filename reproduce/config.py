@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import re
 import types
 import typing
@@ -42,6 +43,27 @@ STRATEGIES = ("default", "mirrored", "multi_worker")  # tf.distribute strategies
 DEVICE_PATTERN = re.compile(r"(/device:|/)?(cpu|gpu):(\d+)", re.IGNORECASE)
 # Run folder names use these characters only.
 NAME_CHARACTERS = "abcdefghijklmnopqrstuvwxyz0123456789._=-"
+# Inclusive bounds of the integer fields: wide enough for any real run, and
+# checked before TensorFlow loads, so that a typo is an error line instead of
+# a 2 GB tensor proto or the out-of-memory killer. numpy seeds stop at 2**32.
+INT_BOUNDS = {
+    "depth": (1, 1_000),
+    "width": (1, 1_000_000),
+    "batch_size": (1, 1_000_000),
+    "epochs": (1, 1_000_000),
+    "samples": (1, 10_000_000),
+    "steps_per_execution": (1, 100_000),
+    "log_every": (1, 1_000_000_000),
+    "probe_size": (1, 100_000),
+    "histogram_buckets": (1, 10_000),
+    "seed": (0, 2**32 - 1),
+}
+MAX_LEARNING_RATE = 1e6
+MAX_NOISE = 100.0
+# Input features and output units of each dataset, for the memory estimate.
+INPUT_DIMS = {**dict.fromkeys(TWO_D_DATASETS, 2), "digits": 64, "mnist": 784}
+OUTPUT_UNITS = {**dict.fromkeys(TWO_D_DATASETS, 1), "digits": 10, "mnist": 10}
+MAX_EXAMPLES = {"digits": 1797, "mnist": 70_000}  # generated sets: `samples` or 1000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -190,18 +212,19 @@ def _check_values(config: RunConfig) -> None:
             f"invalid experiment {config.experiment!r}; use the characters "
             f"a-z 0-9 . _ = - only, not starting with '.'"
         )
-    at_least_one = ("depth", "width", "batch_size", "epochs", "steps_per_execution",
-                    "probe_size", "histogram_buckets", "log_every", "samples")
-    for name in at_least_one:
+    for name, (low, high) in INT_BOUNDS.items():
         value = getattr(config, name)
-        if value is not None and value < 1:
-            raise ConfigError(f"{name} must be at least 1, got {value}")
-    if config.seed < 0:
-        raise ConfigError(f"seed must be at least 0, got {config.seed}")
+        if value is not None and value < low:
+            raise ConfigError(f"{name} must be at least {low}, got {value}")
+        if value is not None and value > high:
+            raise ConfigError(f"{name} must be at most {high}, got {value}")
     if not (config.learning_rate > 0 and math.isfinite(config.learning_rate)):
         raise ConfigError(
             f"learning_rate must be a positive number, got {config.learning_rate}"
         )
+    if config.learning_rate > MAX_LEARNING_RATE:
+        raise ConfigError(
+            f"learning_rate must be at most {MAX_LEARNING_RATE:g}, got {config.learning_rate:g}")
     if not 0 < config.validation_fraction < 1:
         raise ConfigError(
             "validation_fraction must be between 0 and 1 (exclusive), "
@@ -211,6 +234,54 @@ def _check_values(config: RunConfig) -> None:
         validation_size(config.samples, config.validation_fraction)
     if not (config.noise >= 0 and math.isfinite(config.noise)):
         raise ConfigError(f"noise must be at least 0, got {config.noise}")
+    if config.noise > MAX_NOISE:
+        raise ConfigError(f"noise must be at most {MAX_NOISE:g}, got {config.noise:g}")
+
+
+def parameter_count(config: RunConfig) -> int:
+    """The trainable parameters of `config`'s MLP: kernels and biases of every Dense layer."""
+    sizes = [INPUT_DIMS[config.dataset], *[config.width] * config.depth,
+             OUTPUT_UNITS[config.dataset]]
+    return sum((fan_in + 1) * fan_out for fan_in, fan_out in zip(sizes, sizes[1:]))
+
+
+def estimated_memory(config: RunConfig) -> int:
+    """A generous estimate, in bytes, of the memory one run of `config` needs.
+
+    Per parameter: the weights, their gradient, two optimizer slots and the
+    loggers' copies (8 float32 values). Per unit of every hidden layer: the
+    forward and backward values of a batch, and the logged tensors of the
+    probe (z, f, f', dLoss/df, histogram inputs). The data in float64, a few times.
+    """
+    examples = MAX_EXAMPLES.get(config.dataset, config.samples or 1000)
+    if config.samples is not None:
+        examples = min(examples, config.samples)
+    units = config.width * config.depth
+    return (8 * 4 * parameter_count(config)
+            + 4 * 4 * config.batch_size * units
+            + 8 * 4 * min(config.probe_size, examples) * units
+            + 4 * 8 * examples * (INPUT_DIMS[config.dataset] + 1))
+
+
+def check_fits_in_memory(config: RunConfig, available: int | None = None) -> None:
+    """Refuses a run that would not fit in this machine's memory (`available` bytes).
+
+    Raises:
+        ConfigError: the estimate exceeds the memory; the message gives both.
+    """
+    if available is None:
+        available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    needed = estimated_memory(config)
+    if needed > available:
+        raise ConfigError(
+            f"a run with width {config.width:,} and depth {config.depth:,} "
+            f"({parameter_count(config):,} parameters) needs about {_gib(needed)} of memory, "
+            f"but this machine has {_gib(available)}; use a smaller --width, --depth, "
+            f"--batch-size or --probe-size")
+
+
+def _gib(size: int) -> str:
+    return f"{size / 2**30:,.1f} GiB"
 
 
 def validation_size(samples: int, validation_fraction: float) -> int:

@@ -18,11 +18,13 @@ import os
 import tensorflow as tf
 
 from reproduce.config import RunConfig, device_list
-from reproduce.errors import ConfigError, ReproduceError
+from reproduce.errors import ConfigError, ReproduceError, RunBusyError, RunExistsError
 from reproduce.tf_config import read_tf_config
 
 # A lost worker fails the collective ops after this long instead of hanging forever.
 COLLECTIVE_TIMEOUT_S = 600
+# Refusals of the chief that every worker raises as the same kind of error.
+SHARED_REFUSALS = (RunBusyError, RunExistsError)
 
 
 def make_strategy(config: RunConfig) -> tf.distribute.Strategy:
@@ -118,8 +120,9 @@ def device_names(strategy: tf.distribute.Strategy) -> list[str]:
 def chief_decides(strategy: tf.distribute.Strategy, count: int, check) -> list[bool]:
     """Runs `check()` on the chief only; returns its `count` flags on every worker.
 
-    An error `check` raises is raised on every worker, so that no worker waits
-    for the others forever. Every worker must call this at the same point.
+    An error `check` raises is raised on every worker (as the same kind when it
+    is one of `SHARED_REFUSALS`), so that no worker waits for the others
+    forever. Every worker must call this at the same point.
     """
     if not is_multi_worker(strategy):
         return list(check())
@@ -129,9 +132,12 @@ def chief_decides(strategy: tf.distribute.Strategy, count: int, check) -> list[b
             flags = list(check())
         except ReproduceError as error:
             problem = error
-    failed, *flags = _broadcast_from_chief(strategy, [problem is not None, *flags])
+    kinds = [isinstance(problem, kind) for kind in SHARED_REFUSALS]
+    failed, *flags = _broadcast_from_chief(strategy, [problem is not None, *kinds, *flags])
+    kinds, flags = flags[:len(kinds)], flags[len(kinds):]
     if failed:
-        raise problem or ReproduceError("the chief worker stopped with an error; see its output")
+        kind = next((kind for kind, flag in zip(SHARED_REFUSALS, kinds) if flag), ReproduceError)
+        raise problem or kind("the chief worker stopped with an error; see its output")
     return flags
 
 

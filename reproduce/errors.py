@@ -17,6 +17,10 @@ class RunExistsError(ReproduceError):
     """A completed run would be overwritten."""
 
 
+class RunBusyError(ReproduceError):
+    """Another process is training the run right now (it holds the run's lock)."""
+
+
 class RunNotFoundError(ReproduceError):
     """A run folder or log root holds no usable run."""
 

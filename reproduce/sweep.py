@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+import enum
 import itertools
 import multiprocessing
 import os
@@ -20,9 +21,9 @@ import tomllib
 from importlib import resources
 from pathlib import Path
 
-from reproduce import runs
+from reproduce import quiet, runs
 from reproduce.config import RunConfig, field_names
-from reproduce.errors import ConfigError, Interrupted
+from reproduce.errors import ConfigError, Interrupted, RunBusyError, RunExistsError
 
 DEFAULT_SWEEP = "article.toml"
 SWEEP_KEYS = ("experiment", "grid", "fixed")
@@ -121,12 +122,23 @@ def _check_keys(table: dict, valid, where: str) -> None:
         )
 
 
+class Outcome(str, enum.Enum):
+    """How one run of a sweep ended."""
+
+    COMPLETE = runs.STATUS_COMPLETE  # trained here
+    DIVERGED = runs.STATUS_DIVERGED  # trained here, stopped at a NaN loss
+    SKIPPED = "skipped"  # already complete when the sweep started
+    BUSY = "busy"  # another process was training it; waited for at the end
+    ELSEWHERE = "elsewhere"  # completed by another process meanwhile
+    FAILED = "failed"
+
+
 @dataclasses.dataclass(frozen=True)
 class RunOutcome:
     """How one run of a sweep ended."""
 
     name: str
-    status: str  # complete, diverged, skipped (already complete) or failed
+    status: Outcome
     seconds: float
     final: dict
     error: str = ""
@@ -143,17 +155,22 @@ class SweepSummary:
     @property
     def trained(self) -> list[RunOutcome]:
         return [outcome for outcome in self.outcomes
-                if outcome.status in (runs.STATUS_COMPLETE, runs.STATUS_DIVERGED)]
+                if outcome.status in (Outcome.COMPLETE, Outcome.DIVERGED)]
 
     @property
     def failed(self) -> list[RunOutcome]:
-        return [outcome for outcome in self.outcomes if outcome.status == "failed"]
+        return self._with(Outcome.FAILED)
+
+    def _with(self, status: Outcome) -> list[RunOutcome]:
+        return [outcome for outcome in self.outcomes if outcome.status == status]
 
     def describe(self) -> str:
         trained = self.trained
-        skipped = len(self.outcomes) - len(trained) - len(self.failed)
-        line = (f"{len(self.outcomes)} runs: {len(trained)} trained, {skipped} already complete, "
-                f"{len(self.failed)} failed, in {format_duration(self.seconds)} with "
+        elsewhere = len(self._with(Outcome.ELSEWHERE))
+        line = (f"{len(self.outcomes)} runs: {len(trained)} trained, "
+                f"{len(self._with(Outcome.SKIPPED))} already complete, "
+                + (f"{elsewhere} completed by another process, " if elsewhere else "")
+                + f"{len(self.failed)} failed, in {format_duration(self.seconds)} with "
                 f"{self.jobs} job(s)")
         if trained:
             mean = sum(outcome.seconds for outcome in trained) / len(trained)
@@ -171,9 +188,11 @@ def run_all(sweep: Sweep, logdir, jobs: int | None = None, verbose: int = 0) -> 
     """Trains every configuration of `sweep` that has no completed run yet.
 
     Completed (and diverged) runs are skipped, interrupted ones are redone,
-    a failing run is reported and the sweep goes on. With `jobs` > 1, runs go
-    to that many worker processes (each with one TensorFlow thread); the
-    default is one per core.
+    a failing run is reported and the sweep goes on. A run that another
+    process is training is skipped at first, then waited for at the end: it
+    counts as completed by that process, or is trained here if that process
+    died. With `jobs` > 1, runs go to that many worker processes (each with
+    one TensorFlow thread); the default is one per core.
 
     Returns:
         A `SweepSummary`; its `describe()` line gives the wall time and time per run.
@@ -203,15 +222,21 @@ def run_all(sweep: Sweep, logdir, jobs: int | None = None, verbose: int = 0) -> 
     pending = []
     for index, config in enumerate(configs, start=1):
         if completed[index - 1]:
-            outcomes[index] = RunOutcome(runs.run_name(config), "skipped", 0.0, {})
+            outcomes[index] = RunOutcome(runs.run_name(config), Outcome.SKIPPED, 0.0, {})
             progress.report(index, outcomes[index])
         else:
             pending.append((index, config))
     progress.pending = len(pending)
     try:
         _train_pending(pending, logdir, jobs, verbose, progress, outcomes)
+        busy = [(index, config) for index, config in pending
+                if outcomes[index].status == Outcome.BUSY]
+        if busy:
+            print(f"Waiting for {len(busy)} run(s) in progress in another process", flush=True)
+            _train_pending(busy, logdir, jobs, verbose, progress, outcomes, wait=True)
     except KeyboardInterrupt as interruption:
-        unfinished = [config for index, config in pending if index not in outcomes]
+        unfinished = [config for index, config in pending
+                      if index not in outcomes or outcomes[index].status == Outcome.BUSY]
         stopped = getattr(interruption, "unfinished", []) + _discard_unfinished(unfinished, logdir)
         raise Interrupted(stopped) from None
     return SweepSummary(
@@ -223,11 +248,12 @@ def run_all(sweep: Sweep, logdir, jobs: int | None = None, verbose: int = 0) -> 
     )
 
 
-def _train_pending(pending, logdir, jobs: int, verbose: int, progress, outcomes: dict) -> None:
+def _train_pending(pending, logdir, jobs: int, verbose: int, progress, outcomes: dict,
+                   wait: bool = False) -> None:
     if jobs == 1 or len(pending) <= 1:
         for index, config in pending:
             outcomes[index] = train_one(config.to_json(), str(logdir), verbose,
-                                        progress.position(index))
+                                        progress.position(index), wait)
             progress.report(index, outcomes[index])
         return
     context = multiprocessing.get_context("spawn")  # TensorFlow is not fork-safe
@@ -237,7 +263,7 @@ def _train_pending(pending, logdir, jobs: int, verbose: int, progress, outcomes:
         futures = {}
         for index, config in pending:
             futures[pool.submit(train_one, config.to_json(), str(logdir), 0,
-                                progress.position(index))] = index
+                                progress.position(index), wait)] = index
         for future in concurrent.futures.as_completed(futures):
             index = futures[future]
             outcomes[index] = future.result()
@@ -288,19 +314,25 @@ class _Progress:
 
     def report(self, index: int, outcome: RunOutcome) -> None:
         prefix = f"{self.position(index)} {outcome.name}"
-        if outcome.status == "skipped":
+        if outcome.status == Outcome.SKIPPED:
             print(f"{prefix}  already complete, skipped", flush=True)
+            return
+        if outcome.status == Outcome.BUSY:
+            print(f"{prefix}  in progress in another process, skipped for now", flush=True)
             return
         self.finished += 1
         elapsed = time.perf_counter() - self.start_time
         remaining = self.pending - self.finished
         eta = f"  ETA {format_duration(elapsed / self.finished * remaining)}" if remaining else ""
-        if outcome.status == "failed":
+        if outcome.status == Outcome.ELSEWHERE:
+            print(f"{prefix}  completed by another process{eta}", flush=True)
+            return
+        if outcome.status == Outcome.FAILED:
             detail = f"FAILED: {outcome.error}"
         else:
             accuracy = outcome.final.get("val_accuracy", float("nan"))
             detail = f"val_acc={accuracy:.3f}"
-            if outcome.status == runs.STATUS_DIVERGED:
+            if outcome.status == Outcome.DIVERGED:
                 detail += "  DIVERGED (NaN loss)"
         print(f"{prefix}  {detail}  {outcome.seconds:.1f}s{eta}", flush=True)
 
@@ -308,7 +340,9 @@ class _Progress:
 def _init_worker(parent: int) -> None:
     # Ctrl-C is the parent's to handle: it stops the workers and names their runs.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if os.environ.get(quiet.QUIET_VARIABLE):  # the command line's choice, before TensorFlow loads
+        quiet.install()
+    os.environ.setdefault(quiet.LEVEL_VARIABLE, "2")
     # A worker whose sweep was killed stops at once instead of writing on behind its back.
     threading.Thread(target=_exit_without_parent, args=(parent,), daemon=True).start()
     import tensorflow as tf
@@ -324,21 +358,31 @@ def _exit_without_parent(parent: int) -> None:
     os._exit(1)
 
 
-def train_one(config_json: str, logdir: str, verbose: int = 0, position: str = "") -> RunOutcome:
+def train_one(config_json: str, logdir: str, verbose: int = 0, position: str = "",
+              wait: bool = False) -> RunOutcome:
     """Trains one configuration (in a worker or in-process); errors become a failed outcome.
 
-    Prints the run's start line, from the worker that runs it.
+    Prints the run's start line, from the worker that runs it, once it holds
+    the run's lock. A run another process is training is `BUSY` (with `wait`,
+    it is waited for); one that process completed is `ELSEWHERE`.
     """
     config = RunConfig.from_json(config_json)
     name = runs.run_name(config)
-    print(f"{position} {name}  started".lstrip(), flush=True)
     start = time.perf_counter()
+
+    def announce():
+        print(f"{position} {name}  started".lstrip(), flush=True)
+
     try:
         from reproduce.train import train
 
-        result = train(config, logdir, verbose=verbose)
+        result = train(config, logdir, verbose=verbose, wait=wait, on_start=announce)
+    except RunBusyError:
+        return RunOutcome(name, Outcome.BUSY, 0.0, {})
+    except RunExistsError:  # it was not complete when the sweep started
+        return RunOutcome(name, Outcome.ELSEWHERE, 0.0, {})
     except Exception as error:  # noqa: BLE001 - one bad run must not stop the sweep
         print(f"{name}: {type(error).__name__}: {error}", file=sys.stderr, flush=True)
-        return RunOutcome(name, "failed", time.perf_counter() - start, {},
+        return RunOutcome(name, Outcome.FAILED, time.perf_counter() - start, {},
                           f"{type(error).__name__}: {error}")
-    return RunOutcome(name, result.status, result.wall_time, result.final)
+    return RunOutcome(name, Outcome(result.status), result.wall_time, result.final)

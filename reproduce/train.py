@@ -6,12 +6,15 @@ import contextlib
 import dataclasses
 import json
 import math
+import os
 import shutil
 import signal
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
+from fnmatch import fnmatchcase
 from pathlib import Path
 
 import keras
@@ -49,14 +52,18 @@ def train(
     overwrite: bool = False,
     verbose: int | str = "auto",
     mnist_path: str | Path | None = None,
+    wait: bool = False,
+    on_start: Callable[[], None] | None = None,
 ) -> RunResult:
     """Trains one configuration and writes its run folder.
 
     The folder gets `config.json`, `probe.npz`, TensorBoard event files in
     `train/` and `validation/`, `model.keras`, the run's hparams summary,
-    `history.json` and, last, the `COMPLETE` marker. Under a distribution
-    strategy (`config.strategy`) only the chief writes the folder; the other
-    workers take the same decisions and write into a temporary folder.
+    `history.json` and, last, the `COMPLETE` marker. One process at a time
+    writes a run folder: the run's OS lock (`runs.write_lock`) is held from the
+    checks to the marker. Under a distribution strategy (`config.strategy`)
+    only the chief locks and writes the folder; the other workers take the
+    same decisions and write into a temporary folder.
 
     Args:
         config: the run to train.
@@ -64,6 +71,10 @@ def train(
         overwrite: replace a completed run instead of refusing.
         verbose: Keras `fit` verbosity (0 silences the per-epoch progress).
         mnist_path: cached `mnist.npz` for the `mnist` dataset.
+        wait: if another process is training the run, wait for it to end
+            (then refuse if it completed, or train it if it did not) instead
+            of refusing at once.
+        on_start: called once the run may start, before any data is built.
 
     Returns:
         A `RunResult`.
@@ -73,37 +84,44 @@ def train(
         WorkerLostError: another worker of a multi-worker run went away.
         ConfigError: the log root is not writable.
         DataError: the dataset cannot be built.
+        RunBusyError: another process is training the run and `wait` is false.
         RunExistsError: the run is complete and `overwrite` is false.
     """
     strategy = distribute.make_strategy(config)
     chief = distribute.is_chief(strategy)
+    path = runs.run_dir(config, logdir)
+    with contextlib.ExitStack() as lock:
 
-    def check_chief_may_train():
-        runs.check_writable(logdir)
-        runs.check_not_complete(runs.run_dir(config, logdir), overwrite)
-        return []
+        def check_chief_may_train():
+            runs.check_writable(logdir)
+            runs.check_not_complete(path, overwrite)
+            lock.enter_context(runs.write_lock(path, wait))
+            runs.check_not_complete(path, overwrite)  # it may have completed while we waited
+            return []
 
-    distribute.chief_decides(strategy, 0, check_chief_may_train)
-    dataset = datasets.load_dataset(config, mnist_path)
-    # Other workers compute the same summaries into a folder of their own, deleted at the end.
-    run_dir = (runs.prepare_run_dir(config, logdir, overwrite) if chief
-               else Path(tempfile.mkdtemp(prefix="reproduce-worker-")))
-    try:
-        result = _train(config, strategy, run_dir, dataset, verbose, chief)
-    except KeyboardInterrupt:
-        if chief and runs.discard_incomplete(run_dir):  # never leave a half-written run
-            raise Interrupted([runs.run_name(config)]) from None
-        raise
-    except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError,
-            tf.errors.CancelledError) as error:
-        if not distribute.is_multi_worker(strategy):
+        distribute.chief_decides(strategy, 0, check_chief_may_train)
+        if on_start:
+            on_start()
+        dataset = datasets.load_dataset(config, mnist_path)
+        # Other workers compute the same summaries into a folder of their own, deleted at the end.
+        run_dir = (runs.prepare_run_dir(config, logdir, overwrite) if chief
+                   else Path(tempfile.mkdtemp(prefix="reproduce-worker-")))
+        try:
+            result = _train(config, strategy, run_dir, dataset, verbose, chief)
+        except KeyboardInterrupt:
+            if chief and runs.discard_incomplete(run_dir):  # never leave a half-written run
+                raise Interrupted([runs.run_name(config)]) from None
             raise
-        reason = str(error).strip().splitlines()[0].rsplit("}} ", 1)[-1]  # no op name
-        raise WorkerLostError(f"lost contact with another worker: {reason}") from None
-    finally:
-        if not chief:
-            shutil.rmtree(run_dir, ignore_errors=True)
-    return dataclasses.replace(result, run_dir=runs.run_dir(config, logdir))
+        except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError,
+                tf.errors.CancelledError) as error:
+            if not distribute.is_multi_worker(strategy):
+                raise
+            reason = str(error).strip().splitlines()[0].rsplit("}} ", 1)[-1]  # no op name
+            raise WorkerLostError(f"lost contact with another worker: {reason}") from None
+        finally:
+            if not chief:
+                shutil.rmtree(run_dir, ignore_errors=True)
+    return dataclasses.replace(result, run_dir=path)
 
 
 def _train(config: RunConfig, strategy, run_dir: Path, dataset, verbose, chief: bool) -> RunResult:
@@ -122,7 +140,7 @@ def _train(config: RunConfig, strategy, run_dir: Path, dataset, verbose, chief: 
         np.savez(run_dir / runs.PROBE_FILE, x=probe_x, y=probe_y)
 
     train_data, validation_data = datasets.make_pipelines(dataset, config.batch_size, config.seed)
-    stop = _StopAtBatchEnd()
+    stop = _StopAtBatchEnd(runs.run_name(config))
     callbacks = [*make_callbacks(config, run_dir, (probe_x, probe_y)), stop]
     with _ctrl_c_stops_at_batch_end(stop):
         if config.strategy == "default":
@@ -186,16 +204,41 @@ def make_callbacks(config: RunConfig, run_dir: Path, probe) -> list[keras.callba
     ]
 
 
+# For tests that must act while a run is provably training: runs whose name matches
+# this pattern (fnmatch) stop at their first batch end, print a "held" line and wait
+# for Ctrl-C, or for the file named by RELEASE_VARIABLE to exist.
+HOLD_VARIABLE = "REPRODUCE_TEST_HOLD"
+RELEASE_VARIABLE = "REPRODUCE_TEST_RELEASE"
+
+
 class _StopAtBatchEnd(keras.callbacks.Callback):
-    """Raises KeyboardInterrupt at the first batch end after `requested` is set."""
+    """Raises KeyboardInterrupt at the first batch end after `requested` is set.
+
+    Holds the run at its first batch end when its name matches `HOLD_VARIABLE`.
+    """
 
     requested = False
 
+    def __init__(self, run_name: str):
+        super().__init__()
+        self.run_name = run_name
+        self.hold = fnmatchcase(run_name, os.environ.get(HOLD_VARIABLE) or "")
+
     def on_train_batch_end(self, batch, logs=None):
+        if self.hold:
+            self.hold = False
+            self._wait_for_release()
         if self.requested:
             raise KeyboardInterrupt
 
     on_test_batch_end = on_train_batch_end
+
+    def _wait_for_release(self):
+        step = int(self.model.optimizer.iterations.numpy())
+        print(f"{self.run_name}: held at step {step} ({HOLD_VARIABLE})", flush=True)
+        release = os.environ.get(RELEASE_VARIABLE)
+        while not (self.requested or (release and os.path.exists(release))):
+            time.sleep(0.01)  # Ctrl-C sets `requested` from the signal handler
 
 
 @contextlib.contextmanager

@@ -15,7 +15,7 @@ import pytest
 import tensorflow as tf
 
 from callbacks import tags
-from conftest import run_cli
+from conftest import event_file_pids, run_cli
 from reproduce import events, models, runs
 from reproduce.config import TEST_CONFIG
 
@@ -34,13 +34,6 @@ def mirrored_run(tmp_path_factory):
                      "--quiet", "--logdir", logdir)
     assert result.returncode == 0, result.stderr[-3000:]
     return runs.run_dir(CONFIG, logdir)
-
-
-def event_file_pids(run_dir: Path) -> set[int]:
-    """The process ids in the event file names (`events.out.tfevents.<time>.<host>.<pid>...`)."""
-    pid = re.compile(rf"\.{re.escape(socket.gethostname())}\.(\d+)\.")
-    return {int(pid.search(path.name).group(1)) for path in run_dir.rglob("events.out.tfevents.*")
-            if not path.name.endswith(".hparams.v2")}
 
 
 def file_layout(run_dir: Path) -> list[str]:
