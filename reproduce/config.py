@@ -64,6 +64,7 @@ MAX_NOISE = 100.0
 INPUT_DIMS = {**dict.fromkeys(TWO_D_DATASETS, 2), "digits": 64, "mnist": 784}
 OUTPUT_UNITS = {**dict.fromkeys(TWO_D_DATASETS, 1), "digits": 10, "mnist": 10}
 MAX_EXAMPLES = {"digits": 1797, "mnist": 70_000}  # generated sets: `samples` or 1000
+GENERATED_SAMPLES = 1000  # examples of a generated set when `samples` is None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -238,6 +239,36 @@ def _check_values(config: RunConfig) -> None:
         raise ConfigError(f"noise must be at most {MAX_NOISE:g}, got {config.noise:g}")
 
 
+# Fields that shape a run's compiled functions (Keras's train and evaluation
+# steps, the loggers'); runs that agree on all of them, and on the dataset's
+# shapes, can share one traced model.
+TRACE_FIELDS = ("activation", "depth", "width", "optimizer", "learning_rate", "batch_size",
+                "samples", "validation_fraction", "steps_per_execution", "jit_compile",
+                "mixed_precision", "strategy", "devices", "log_gradients", "log_weights",
+                "log_activations", "probe_size", "histogram_buckets")
+
+
+def trace_key(config: RunConfig) -> tuple:
+    """What the compiled functions of `config`'s run depend on (not the seed, data or epochs)."""
+    shapes = (INPUT_DIMS[config.dataset], OUTPUT_UNITS[config.dataset],
+              MAX_EXAMPLES.get(config.dataset))
+    return shapes + tuple(getattr(config, field) for field in TRACE_FIELDS)
+
+
+def total_examples(config: RunConfig) -> int:
+    """The examples of `config`'s dataset, both splits (generated sets: 1000 by default)."""
+    if config.dataset in MAX_EXAMPLES:
+        return min(MAX_EXAMPLES[config.dataset], config.samples or MAX_EXAMPLES[config.dataset])
+    return config.samples or GENERATED_SAMPLES
+
+
+def training_steps(config: RunConfig) -> int:
+    """The optimizer steps of `config`'s run: batches of the training split times epochs."""
+    examples = total_examples(config)
+    training = examples - validation_size(examples, config.validation_fraction)
+    return math.ceil(training / config.batch_size) * config.epochs
+
+
 def parameter_count(config: RunConfig) -> int:
     """The trainable parameters of `config`'s MLP: kernels and biases of every Dense layer."""
     sizes = [INPUT_DIMS[config.dataset], *[config.width] * config.depth,
@@ -253,9 +284,7 @@ def estimated_memory(config: RunConfig) -> int:
     forward and backward values of a batch, and the logged tensors of the
     probe (z, f, f', dLoss/df, histogram inputs). The data in float64, a few times.
     """
-    examples = MAX_EXAMPLES.get(config.dataset, config.samples or 1000)
-    if config.samples is not None:
-        examples = min(examples, config.samples)
+    examples = total_examples(config)
     units = config.width * config.depth
     return (8 * 4 * parameter_count(config)
             + 4 * 4 * config.batch_size * units

@@ -13,10 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from callbacks import probe
-from reproduce.config import RunConfig, validation_size
+from reproduce.config import GENERATED_SAMPLES, RunConfig, validation_size
 from reproduce.errors import ConfigError, DataError
 
-GENERATED_SAMPLES = 1000  # examples of a generated set when `samples` is None
 MNIST_ENV = "REPRODUCE_MNIST"  # optional path to a cached mnist.npz
 MNIST_DEFAULT = Path("~/.keras/datasets/mnist.npz")
 

@@ -22,7 +22,7 @@ from importlib import resources
 from pathlib import Path
 
 from reproduce import quiet, runs
-from reproduce.config import RunConfig, field_names
+from reproduce.config import RunConfig, field_names, trace_key, training_steps
 from reproduce.errors import ConfigError, Interrupted, RunBusyError, RunExistsError
 
 DEFAULT_SWEEP = "article.toml"
@@ -184,7 +184,8 @@ def format_duration(seconds: float) -> str:
     return f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"
 
 
-def run_all(sweep: Sweep, logdir, jobs: int | None = None, verbose: int = 0) -> SweepSummary:
+def run_all(sweep: Sweep, logdir, jobs: int | None = None, verbose: int = 0,
+            reuse_models: bool = True) -> SweepSummary:
     """Trains every configuration of `sweep` that has no completed run yet.
 
     Completed (and diverged) runs are skipped, interrupted ones are redone,
@@ -192,7 +193,9 @@ def run_all(sweep: Sweep, logdir, jobs: int | None = None, verbose: int = 0) -> 
     process is training is skipped at first, then waited for at the end: it
     counts as completed by that process, or is trained here if that process
     died. With `jobs` > 1, runs go to that many worker processes (each with
-    one TensorFlow thread); the default is one per core.
+    one TensorFlow thread); the default is one per core. Runs that share a
+    trace key go to the same worker, which traces their model once
+    (`reuse_models`; the results are the same without it, only slower).
 
     Returns:
         A `SweepSummary`; its `describe()` line gives the wall time and time per run.
@@ -228,12 +231,14 @@ def run_all(sweep: Sweep, logdir, jobs: int | None = None, verbose: int = 0) -> 
             pending.append((index, config))
     progress.pending = len(pending)
     try:
-        _train_pending(pending, logdir, jobs, verbose, progress, outcomes)
+        options = _TrainOptions(str(logdir), verbose, reuse_models)
+        _train_pending(pending, jobs, options, progress, outcomes)
         busy = [(index, config) for index, config in pending
                 if outcomes[index].status == Outcome.BUSY]
         if busy:
             print(f"Waiting for {len(busy)} run(s) in progress in another process", flush=True)
-            _train_pending(busy, logdir, jobs, verbose, progress, outcomes, wait=True)
+            _train_pending(busy, jobs, dataclasses.replace(options, wait=True), progress,
+                           outcomes)
     except KeyboardInterrupt as interruption:
         unfinished = [config for index, config in pending
                       if index not in outcomes or outcomes[index].status == Outcome.BUSY]
@@ -248,33 +253,74 @@ def run_all(sweep: Sweep, logdir, jobs: int | None = None, verbose: int = 0) -> 
     )
 
 
-def _train_pending(pending, logdir, jobs: int, verbose: int, progress, outcomes: dict,
-                   wait: bool = False) -> None:
+@dataclasses.dataclass(frozen=True)
+class _TrainOptions:
+    """How `train_one` trains each run of a sweep."""
+
+    logdir: str
+    verbose: int = 0  # Keras fit verbosity, in-process runs only
+    reuse_models: bool = True  # share one traced model between runs of a trace key
+    wait: bool = False  # wait for runs another process is training
+
+
+def _train_pending(pending, jobs: int, options: _TrainOptions, progress, outcomes: dict) -> None:
     if jobs == 1 or len(pending) <= 1:
         for index, config in pending:
-            outcomes[index] = train_one(config.to_json(), str(logdir), verbose,
-                                        progress.position(index), wait)
+            outcomes[index] = train_one(config.to_json(), options, progress.position(index))
             progress.report(index, outcomes[index])
         return
+    options = dataclasses.replace(options, verbose=0)
     context = multiprocessing.get_context("spawn")  # TensorFlow is not fork-safe
-    pool = concurrent.futures.ProcessPoolExecutor(
-        jobs, mp_context=context, initializer=_init_worker, initargs=(os.getpid(),))
+    workers = [concurrent.futures.ProcessPoolExecutor(
+        1, mp_context=context, initializer=_init_worker, initargs=(os.getpid(),))
+        for _ in range(jobs)]
     try:
         futures = {}
-        for index, config in pending:
-            futures[pool.submit(train_one, config.to_json(), str(logdir), 0,
-                                progress.position(index), wait)] = index
+        assignment = assign_workers([config for _, config in pending], jobs)
+        for (index, config), worker in zip(pending, assignment):
+            futures[workers[worker].submit(train_one, config.to_json(), options,
+                                           progress.position(index))] = index
         for future in concurrent.futures.as_completed(futures):
             index = futures[future]
             outcomes[index] = future.result()
             progress.report(index, outcomes[index])
     except BaseException:
-        pool.shutdown(wait=False, cancel_futures=True)
-        for worker in multiprocessing.active_children():  # stop runs in progress now
-            worker.terminate()
-            worker.join()
+        for worker in workers:
+            worker.shutdown(wait=False, cancel_futures=True)
+        for process in multiprocessing.active_children():  # stop runs in progress now
+            process.terminate()
+            process.join()
         raise
-    pool.shutdown()
+    for worker in workers:
+        worker.shutdown()
+
+
+# A trace costs about as much as this many optimizer steps of these MLPs.
+TRACE_COST_STEPS = 1500
+
+
+def assign_workers(configs: list[RunConfig], jobs: int) -> list[int]:
+    """Returns a worker number per run: runs sharing a trace key go to the same worker.
+
+    Each worker then traces each of its architectures once (`model_cache`).
+    Groups go, largest first, to the worker with the least work so far; a
+    group's work is its runs' optimizer steps plus one trace.
+    """
+    groups: dict[tuple, list[int]] = {}
+    for position, config in enumerate(configs):
+        groups.setdefault(trace_key(config), []).append(position)
+
+    def work(positions: list[int]) -> int:
+        return TRACE_COST_STEPS + sum(training_steps(configs[position]) for position in positions)
+
+    load = [0] * jobs
+    assignment = [0] * len(configs)
+    for positions in sorted(groups.values(), key=work, reverse=True):
+        worker = load.index(min(load))
+        load[worker] += work(positions)
+        for position in positions:
+            assignment[position] = worker
+    return assignment
 
 
 def _discard_unfinished(configs: list[RunConfig], logdir) -> list[str]:
@@ -358,13 +404,12 @@ def _exit_without_parent(parent: int) -> None:
     os._exit(1)
 
 
-def train_one(config_json: str, logdir: str, verbose: int = 0, position: str = "",
-              wait: bool = False) -> RunOutcome:
+def train_one(config_json: str, options: _TrainOptions, position: str = "") -> RunOutcome:
     """Trains one configuration (in a worker or in-process); errors become a failed outcome.
 
     Prints the run's start line, from the worker that runs it, once it holds
-    the run's lock. A run another process is training is `BUSY` (with `wait`,
-    it is waited for); one that process completed is `ELSEWHERE`.
+    the run's lock. A run another process is training is `BUSY` (with
+    `options.wait`, it is waited for); one that process completed is `ELSEWHERE`.
     """
     config = RunConfig.from_json(config_json)
     name = runs.run_name(config)
@@ -376,7 +421,8 @@ def train_one(config_json: str, logdir: str, verbose: int = 0, position: str = "
     try:
         from reproduce.train import train
 
-        result = train(config, logdir, verbose=verbose, wait=wait, on_start=announce)
+        result = train(config, options.logdir, verbose=options.verbose, wait=options.wait,
+                       on_start=announce, reuse_models=options.reuse_models)
     except RunBusyError:
         return RunOutcome(name, Outcome.BUSY, 0.0, {})
     except RunExistsError:  # it was not complete when the sweep started

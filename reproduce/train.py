@@ -23,7 +23,7 @@ import tensorflow as tf
 from tensorflow.python.framework import config as tf_config
 
 import callbacks as run_callbacks
-from reproduce import datasets, distribute, distributed_fit, models, runs
+from reproduce import datasets, distribute, distributed_fit, model_cache, models, runs
 from reproduce.config import RunConfig
 from reproduce.errors import Interrupted, WorkerLostError
 from reproduce.tensorboard import write_run_hparams
@@ -54,6 +54,7 @@ def train(
     mnist_path: str | Path | None = None,
     wait: bool = False,
     on_start: Callable[[], None] | None = None,
+    reuse_models: bool = False,
 ) -> RunResult:
     """Trains one configuration and writes its run folder.
 
@@ -75,6 +76,9 @@ def train(
             (then refuse if it completed, or train it if it did not) instead
             of refusing at once.
         on_start: called once the run may start, before any data is built.
+        reuse_models: train on this process's cached compiled model for runs
+            like this one (`model_cache`) instead of a fresh one, which saves
+            the tracing; the results are the same bit for bit.
 
     Returns:
         A `RunResult`.
@@ -107,7 +111,8 @@ def train(
         run_dir = (runs.prepare_run_dir(config, logdir, overwrite) if chief
                    else Path(tempfile.mkdtemp(prefix="reproduce-worker-")))
         try:
-            result = _train(config, strategy, run_dir, dataset, verbose, chief)
+            result = _train(config, strategy, run_dir, dataset, verbose, chief,
+                            reuse_models and config.strategy == "default")
         except KeyboardInterrupt:
             if chief and runs.discard_incomplete(run_dir):  # never leave a half-written run
                 raise Interrupted([runs.run_name(config)]) from None
@@ -124,16 +129,20 @@ def train(
     return dataclasses.replace(result, run_dir=path)
 
 
-def _train(config: RunConfig, strategy, run_dir: Path, dataset, verbose, chief: bool) -> RunResult:
+def _train(config: RunConfig, strategy, run_dir: Path, dataset, verbose, chief: bool,
+           reuse_model: bool) -> RunResult:
     start = time.perf_counter()
-    _set_up_session(config)
+    _set_up_session(config, reuse_model)
     devices = distribute.device_names(strategy)
     if verbose:
         print(f"{runs.run_name(config)}: training on {', '.join(devices)}", file=sys.stderr)
 
     with strategy.scope():
-        model = models.build_model(config, dataset.input_dim, dataset.n_classes)
-        models.compile_model(model, config, dataset.n_classes)
+        if reuse_model:
+            model = model_cache.prepare_model(config, dataset.input_dim, dataset.n_classes)
+        else:
+            model = models.build_model(config, dataset.input_dim, dataset.n_classes)
+            models.compile_model(model, config, dataset.n_classes)
     probe_x, probe_y = datasets.make_probe(dataset, config.probe_size, config.seed)
     if chief:
         (run_dir / runs.CONFIG_FILE).write_text(config.to_json())
@@ -269,8 +278,10 @@ def _ctrl_c_stops_at_batch_end(stop: _StopAtBatchEnd):
         raise KeyboardInterrupt
 
 
-def _set_up_session(config: RunConfig) -> None:
-    keras.backend.clear_session()
+def _set_up_session(config: RunConfig, keep_models: bool) -> None:
+    if not keep_models:
+        model_cache.clear()
+        keras.backend.clear_session()
     policy = "mixed_float16" if config.mixed_precision else "float32"
     keras.mixed_precision.set_global_policy(policy)
     keras.utils.set_random_seed(config.seed)

@@ -1,0 +1,105 @@
+"""Sweep speed: what a run costs fresh and through a reused model, side by side.
+
+1. In this process (one TensorFlow thread, as a sweep worker), trains the same
+   runs of one trace key (moons, relu, seeds 0..N-1, the article's settings)
+   fresh, each tracing everything, then again through the model cache (the
+   first run traces, the others reuse its traced functions). Prints the
+   seconds per run, the tf.function traces counted, and whether both passes
+   logged the same per-batch losses.
+2. The default article sweep (75 runs, 2 workers) into temporary folders,
+   fresh and reused: the wall time and seconds per run in its worker.
+
+    python benchmarks/sweep_speed.py [--runs 6] [--no-sweep]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+
+from reproduce import quiet
+
+quiet.install()
+
+import tensorflow as tf  # noqa: E402
+from tensorflow.python.eager.polymorphic_function import tracing_compilation  # noqa: E402
+
+from reproduce import events, runs, sweep  # noqa: E402
+from reproduce.config import RunConfig  # noqa: E402
+from reproduce.train import train  # noqa: E402
+
+
+class TraceCounter:
+    """Counts tf.function traces (concrete functions created) in this process."""
+
+    def __init__(self):
+        self.count = 0
+        original = tracing_compilation._create_concrete_function
+
+        def counting(*args, **kwargs):
+            self.count += 1
+            return original(*args, **kwargs)
+
+        tracing_compilation._create_concrete_function = counting
+
+
+def time_runs(configs, logdir, reuse_models: bool, counter: TraceCounter):
+    """Trains `configs` one after the other; returns seconds per run, traces, batch losses."""
+    seconds, traces, losses = [], [], []
+    for config in configs:
+        before = counter.count
+        start = time.perf_counter()
+        result = train(config, logdir, verbose=0, reuse_models=reuse_models)
+        seconds.append(time.perf_counter() - start)
+        traces.append(counter.count - before)
+        losses.append(events.read_events(result.run_dir / runs.TRAIN_DIR)
+                      .scalars["batch_loss"].values.tolist())
+    return seconds, traces, losses
+
+
+def per_run_costs(count: int) -> None:
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    counter = TraceCounter()
+    configs = [RunConfig(dataset="moons", activation="relu", seed=seed) for seed in range(count)]
+    with tempfile.TemporaryDirectory() as fresh_dir, tempfile.TemporaryDirectory() as reuse_dir:
+        train(RunConfig(dataset="circles", activation="tanh"), fresh_dir, verbose=0)  # warm up
+        fresh = time_runs(configs, fresh_dir, False, counter)
+        reused = time_runs(configs, reuse_dir, True, counter)
+    print(f"Per run, moons relu (article settings), {count} seeds, one thread:")
+    print(f"  {'':28} {'first run':>10} {'others (median)':>16} {'traces per run':>15}")
+    for name, (seconds, traces, _) in (("fresh model each run", fresh),
+                                       ("reused model (model_cache)", reused)):
+        print(f"  {name:28} {seconds[0]:9.2f}s {statistics.median(seconds[1:]):15.2f}s "
+              f"{'/'.join(map(str, traces)):>15}")
+    ratio = statistics.median(fresh[0][1:]) / statistics.median(reused[0][1:])
+    print(f"  reused runs are {ratio:.1f}x faster; identical batch losses: "
+          f"{fresh[2] == reused[2]}")
+
+
+def sweep_times() -> None:
+    print("\nThe default article sweep (75 runs), 2 workers:")
+    article = sweep.load_sweep()
+    for name, reuse_models in (("fresh model each run", False), ("reused models", True)):
+        with tempfile.TemporaryDirectory() as logdir:
+            summary = sweep.run_all(article, logdir, jobs=2, reuse_models=reuse_models)
+        trained = summary.trained
+        per_run = statistics.mean(outcome.seconds for outcome in trained)
+        print(f"  {name:22} wall {summary.seconds:6.1f}s, {per_run:.2f}s per run in its worker "
+              f"({len(trained)} runs)", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=6, help="runs per pass in part 1")
+    parser.add_argument("--no-sweep", action="store_true", help="skip part 2")
+    args = parser.parse_args()
+    per_run_costs(args.runs)
+    if not args.no_sweep:
+        sweep_times()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,64 @@
+"""A run's results never depend on whether it trained on a reused, already traced model."""
+
+import json
+
+import numpy as np
+
+from conftest import run_cli
+from reproduce import events, model_cache, runs, sweep
+from reproduce.config import TEST_CONFIG, trace_key
+from reproduce.train import train
+
+CONFIG = TEST_CONFIG.replace(activation="tanh", seed=3)
+# Another run with the same trace key: other data, other seed, other epochs.
+BEFORE = TEST_CONFIG.replace(activation="tanh", dataset="circles", seed=1, epochs=3)
+
+
+def logged_values(run_dir) -> dict:
+    """Every scalar and histogram of the run's events, by folder and tag."""
+    values = {}
+    for folder in (runs.TRAIN_DIR, runs.VALIDATION_DIR):
+        read = events.read_events(run_dir / folder)
+        values.update({(folder, tag): (series.steps.tolist(), series.values.tolist())
+                       for tag, series in read.scalars.items()})
+        values.update({(folder, tag): (series.steps.tolist(),
+                                       [buckets.tolist() for buckets in series.buckets])
+                       for tag, series in read.histograms.items()})
+    return values
+
+
+def test_reused_model_gives_the_fresh_run_bit_for_bit(tmp_path):
+    assert trace_key(BEFORE) == trace_key(CONFIG)
+    fresh = run_cli("train", "--experiment", "test", "--activation", "tanh", "--seed", "3",
+                    "--depth", "2", "--width", "8", "--batch-size", "16", "--epochs", "2",
+                    "--samples", "80", "--steps-per-execution", "4", "--probe-size", "32",
+                    "--quiet", "--logdir", tmp_path / "fresh")
+    assert fresh.returncode == 0, fresh.stderr
+    fresh_dir = runs.run_dir(CONFIG, tmp_path / "fresh")
+
+    model_cache.clear()
+    train(BEFORE, tmp_path / "reused", verbose=0, reuse_models=True)
+    first_model = model_cache.prepare_model(BEFORE, 2, 2)
+    reused = train(CONFIG, tmp_path / "reused", verbose=0, reuse_models=True)
+    assert model_cache.prepare_model(CONFIG, 2, 2) is first_model  # one model served both
+
+    assert json.loads((reused.run_dir / runs.HISTORY_FILE).read_text()) == json.loads(
+        (fresh_dir / runs.HISTORY_FILE).read_text())
+    fresh_values, reused_values = logged_values(fresh_dir), logged_values(reused.run_dir)
+    assert fresh_values.keys() == reused_values.keys()
+    assert fresh_values == reused_values  # batch losses, gradients, weights, activations
+    for fresh_weights, reused_weights in zip(runs.load_model(fresh_dir).get_weights(),
+                                             runs.load_model(reused.run_dir).get_weights(),
+                                             strict=True):
+        np.testing.assert_array_equal(fresh_weights, reused_weights)
+
+
+def test_runs_of_one_trace_key_go_to_one_worker():
+    configs = sweep.load_sweep().configs()
+    assignment = sweep.assign_workers(configs, 2)
+    workers_of = {}
+    for config, worker in zip(configs, assignment):
+        workers_of.setdefault(trace_key(config), set()).add(worker)
+    assert len(workers_of) == 10  # 5 activations x (2-D sets, digits)
+    assert all(len(workers) == 1 for workers in workers_of.values())
+    assert set(assignment) == {0, 1}
