@@ -361,10 +361,23 @@ def _scalar_near(scalars: events.Scalars | None, step: int) -> float | None:
     return None if scalars is None else scalars.at(_nearest(scalars.steps, step))
 
 
+def scalar_tags_read(histogram_tags, scalar_tags) -> set[str]:
+    """The tags of `scalar_tags` that `tabulate` reads when comparing `histogram_tags`.
+
+    Each histogram tag's norm scalar, and every layer's kernel gradient norm
+    (the ratio's first and last layer are among them).
+    """
+    norms = {norm for tag in histogram_tags if (norm := _norm_tag(tag))}
+    return {tag for tag in scalar_tags if tag in norms or _is_kernel_gradient_norm(tag)}
+
+
+def _is_kernel_gradient_norm(tag: str) -> bool:
+    return tag.startswith(tag_names.GRADIENT_NORM + "/") and tag.endswith("/" + KERNEL)
+
+
 def _norm_ratio(label, data: events.EventData, targets, notes) -> NormRatio | None:
     prefix = tag_names.GRADIENT_NORM + "/"
-    kernels = [tag for tag in data.scalars
-               if tag.startswith(prefix) and tag.endswith("/" + KERNEL)]
+    kernels = [tag for tag in data.scalars if _is_kernel_gradient_norm(tag)]
     if len(kernels) < 2:
         notes.append(f"{label}: fewer than two layers' gradient norms logged, no ratio")
         return None

@@ -50,7 +50,6 @@ CONTENT_TYPES = {".js": "text/javascript", ".css": "text/css"}
 # every step (stock TensorBoard keeps 500 histograms per tag, sampled).
 ALL_DATA = 10**9
 DEFAULT_KIND = tag_names.GRADIENTS  # the default tag is the first tag of this kind
-NORM_PREFIXES = tuple(f"{kind}/" for kind in compare.NORM_KINDS.values())
 _DIGITS = re.compile(r"(\d+)")
 _ENDS_IN_NUMBER = re.compile(r"\d$")
 
@@ -166,8 +165,8 @@ class HistogramOverlayPlugin(base_plugin.TBPlugin):
         scalar_listing = self._data_provider.list_scalars(
             ctx, experiment_id=experiment, plugin_name=events.SCALARS_PLUGIN,
             run_tag_filter=provider.RunTagFilter(runs=runs))
-        norm_tags = {tag for tags in scalar_listing.values() for tag in tags
-                     if tag.startswith(NORM_PREFIXES)}
+        norm_tags = compare.scalar_tags_read(
+            layers, {tag for tags in scalar_listing.values() for tag in tags})
         scalars = self._data_provider.read_scalars(
             ctx, experiment_id=experiment, plugin_name=events.SCALARS_PLUGIN,
             downsample=ALL_DATA, run_tag_filter=provider.RunTagFilter(runs=runs, tags=norm_tags),

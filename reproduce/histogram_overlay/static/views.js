@@ -177,9 +177,10 @@ export function drawLayers(container, data, colours, metric, hover) {
   const logY = positive.length === values.length &&
       Math.max(...values) > LOG_Y_RATIO * Math.min(...values);
   const transform = logY ? Math.log10 : (value) => value;
-  const yDomain = logY ? [Math.log10(Math.min(...values)), Math.log10(Math.max(...values))]
+  // Log y spans whole decades, so each end has a tick.
+  const yDomain = logY ? [Math.floor(Math.log10(Math.min(...values))),
+                          Math.ceil(Math.log10(Math.max(...values)))]
                        : [Math.min(0, ...values), Math.max(...values) * 1.05];
-  if (logY && !(yDomain[1] > yDomain[0])) yDomain[1] = yDomain[0] + 1;
   const yTicks = logY ? logTicks(...yDomain)
                       : ticks(...yDomain).map((value) => [value, formatNumber(value)]);
   const chart = frame([-0.5, names.length - 0.5], yDomain, {
