@@ -42,7 +42,7 @@ os.set_inheritable(3, True)
 os.set_inheritable(4, True)
 os.execv(sys.argv[3], sys.argv[3:])
 """
-VIEWPORT = {"width": 1400, "height": 1500, "deviceScaleFactor": 1, "mobile": False}
+VIEWPORT = {"width": 1400, "height": 1050, "deviceScaleFactor": 1, "mobile": False}
 
 
 class Chromium:

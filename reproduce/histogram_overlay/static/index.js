@@ -109,7 +109,9 @@ class View {
     this.legend = element('ul', {id: 'legend', class: 'legend'});
     this.layers = element('div', {id: 'layers', class: 'chart'});
     this.table = element('table', {id: 'table'});
-    this.notes = element('ul', {id: 'notes', class: 'notes'});
+    this.notes = element('ul', {id: 'notes'});
+    this.notesSummary = element('summary', {});
+    this.notesBox = element('details', {class: 'notes'}, this.notesSummary, this.notes);
     this.hover = element('div', {id: 'hover', class: 'hover'});
     this.tagFilter.value = this.state.tags;
     this.runFilter.value = this.state.runs;
@@ -162,7 +164,7 @@ class View {
                 label('', this.metricSelect)),
         this.layers,
         element('h3', {}, 'The numbers of reproduce compare'),
-        this.table, this.notes, this.hover);
+        this.table, this.notesBox, this.hover);
     document.addEventListener('mousemove', (event) => {
       this.hover.style.left = `${event.pageX + 12}px`;
       this.hover.style.top = `${event.pageY + 12}px`;
@@ -269,6 +271,9 @@ class View {
     fillLegend(this.legend, this.data, colours, hover);
     drawLayers(this.layers, this.data, colours, this.state.metric, hover);
     fillTable(this.table, this.data, colours);
-    this.notes.replaceChildren(...this.data.notes.map((note) => element('li', {}, note)));
+    const notes = this.data.notes;
+    this.notes.replaceChildren(...notes.map((note) => element('li', {}, note)));
+    this.notesSummary.textContent = `${notes.length} note${notes.length === 1 ? '' : 's'}`;
+    this.notesBox.hidden = !notes.length;
   }
 }
