@@ -17,6 +17,9 @@ from reproduce import compare, events, runs, tensorboard
 from reproduce.config import TEST_CONFIG
 from reproduce.histogram_overlay import plugin
 
+# One worker runs them all: one TensorBoard and one log dir, not one per worker.
+pytestmark = pytest.mark.xdist_group("histogram_overlay")
+
 ROUTE = f"/data/plugin/{plugin.PLUGIN_NAME}"
 TAG = "gradients/dense_1/kernel"
 # activation -> (logged steps, per layer the gradient's scale at each step): test_compare's
@@ -206,9 +209,12 @@ def test_bad_requests_are_400_with_a_message(server, route, query, message):
 PROBE = """(() => {
   const frame = document.querySelector('iframe');
   const page = frame && frame.contentDocument;
-  if (!page || !page.body || page.body.dataset.state !== 'ready') return null;
+  const state = page && page.body ? page.body.dataset.state : null;
+  if (state !== 'ready' && state !== 'error') return null;
   const runs = (selector) => [...page.querySelectorAll(selector)].map((node) => node.dataset.run);
   return {
+    state,
+    message: page.querySelector('#message').textContent,
     hash: location.hash,
     tabs: document.body.textContent.includes('Histogram overlay'),
     overlay: [...page.querySelectorAll('svg.overlay path.series')].map((node) => ({
@@ -222,7 +228,8 @@ PROBE = """(() => {
 
 
 def draw(browser: Chromium, url: str) -> tuple[str, dict]:
-    """Opens `url` and waits until the tab has drawn; returns the page and what it drew."""
+    """Opens `url` and waits until the tab has drawn or shown an error; returns the page and
+    what it shows."""
     page = browser.open(url)
     deadline = time.monotonic() + BROWSER_SECONDS
     while (drawn := browser.evaluate(page, PROBE)) is None:
@@ -239,6 +246,7 @@ def test_browser_draws_one_series_per_run_and_keeps_the_view_in_the_url(server, 
         # The tab as a person opens it: the default tag, every run that has it.
         page, drawn = draw(browser, f"{server.base}/#{plugin.PLUGIN_NAME}")
         screenshot = browser.screenshot(page, tmp_path / "histogram_overlay.png")
+        assert drawn["state"] == "ready", drawn["message"]
         assert drawn["tabs"]
         assert [series["run"] for series in drawn["overlay"]] == list(RUNS)
         assert [series["step"] for series in drawn["overlay"]] == list(map(str, LAST_USED))
@@ -257,5 +265,12 @@ def test_browser_draws_one_series_per_run_and_keeps_the_view_in_the_url(server, 
         _, drawn = draw(browser, f"{server.base}/#{plugin.PLUGIN_NAME}&{hash_state}")
         assert [(series["run"], series["step"]) for series in drawn["overlay"]] == [
             (run, "5") for run in list(RUNS)[1:]]
+
+        # A bad request is a message in the tab, not a blank tab.
+        _, drawn = draw(browser, f"{server.base}/#{plugin.PLUGIN_NAME}"
+                                 f"&p.{plugin.PLUGIN_NAME}.runs=%28")
+        assert drawn["state"] == "error"
+        assert "runs='(' is not a valid regular expression" in drawn["message"]
+        assert drawn["overlay"] == []
     assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert screenshot.stat().st_size > 20_000  # a page with charts, not a blank one

@@ -98,9 +98,15 @@ function logTicks(low, high) {
   return (values.length ? values : [low]).map((power) => [power, `1e${power}`]);
 }
 
+/** A run's buckets without those holding a non-finite number (sent as null). */
+function finiteBuckets(series) {
+  return series.buckets.filter((bucket) => bucket.every(Number.isFinite));
+}
+
 export function drawOverlay(container, data, colours, logY, hover) {
-  const shapes = data.series.map((series) => densities(series.buckets));
-  const filled = data.series.flatMap((series) => series.buckets.filter((bucket) => bucket[2] > 0));
+  const shapes = data.series.map((series) => densities(finiteBuckets(series)));
+  const filled = data.series.flatMap(
+      (series) => finiteBuckets(series).filter((bucket) => bucket[2] > 0));
   let xLow = Math.min(...filled.map((bucket) => bucket[0]));
   let xHigh = Math.max(...filled.map((bucket) => bucket[1]));
   if (!filled.length) [xLow, xHigh] = [-1, 1];
