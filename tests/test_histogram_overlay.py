@@ -227,18 +227,32 @@ PROBE = """(() => {
 })()"""
 
 
+def shown(browser: Chromium, page: str, condition=lambda shown: True) -> dict:
+    """Waits until the tab has drawn or shown an error, and `condition` holds; returns what
+    it shows."""
+    deadline = time.monotonic() + BROWSER_SECONDS
+    while (drawn := browser.evaluate(page, PROBE)) is None or not condition(drawn):
+        if time.monotonic() > deadline:
+            pytest.fail(f"the tab did not show what was expected within {BROWSER_SECONDS} s; "
+                        f"it shows {drawn}")
+        time.sleep(0.2)
+    return drawn
+
+
 def draw(browser: Chromium, url: str) -> tuple[str, dict]:
     """Opens `url` and waits until the tab has drawn or shown an error; returns the page and
     what it shows."""
     page = browser.open(url)
-    deadline = time.monotonic() + BROWSER_SECONDS
-    while (drawn := browser.evaluate(page, PROBE)) is None:
-        if time.monotonic() > deadline:
-            message = browser.evaluate(page, "document.querySelector('iframe')?.contentDocument"
-                                             "?.querySelector('#message')?.textContent ?? null")
-            pytest.fail(f"the tab drew nothing within {BROWSER_SECONDS} s: {message!r}")
-        time.sleep(0.2)
-    return page, drawn
+    return page, shown(browser, page)
+
+
+def change(browser: Chromium, page: str, control: str, value: str) -> None:
+    """Sets a control of the tab as a person would, and fires its change event."""
+    browser.evaluate(page, f"""(() => {{
+      const control = document.querySelector('iframe').contentDocument.querySelector({control!r});
+      control.value = {value!r};
+      control.dispatchEvent(new Event('change'));
+    }})()""")
 
 
 def test_browser_draws_one_series_per_run_and_keeps_the_view_in_the_url(server, tmp_path):
@@ -254,9 +268,16 @@ def test_browser_draws_one_series_per_run_and_keeps_the_view_in_the_url(server, 
         assert [series["title"] for series in drawn["overlay"]] == [
             f"{run} (step {step})" for run, step in zip(RUNS, LAST_USED)]
         assert drawn["layers"] == drawn["legend"] == drawn["table"] == list(RUNS)
-        # The view is written into TensorBoard's URL ...
+        # The controls redraw it, and the view is written into TensorBoard's URL ...
+        change(browser, page, "#run-filter", "linear|sigmoid")
+        change(browser, page, "#step", str(ALL_STEPS.index(5)))
+        drawn = shown(browser, page, lambda drawn: len(drawn["overlay"]) == 2
+                      and all(series["step"] == "5" for series in drawn["overlay"]))
+        assert [series["run"] for series in drawn["overlay"]] == [list(RUNS)[0], list(RUNS)[2]]
         state = dict(part.split("=") for part in drawn["hash"].split("&")[1:])
-        assert urllib.parse.unquote(state[f"p.{plugin.PLUGIN_NAME}.tag"]) == TAG
+        assert {key: urllib.parse.unquote(state[f"p.{plugin.PLUGIN_NAME}.{key}"])
+                for key in ("tag", "runs", "step")} == {
+                    "tag": TAG, "runs": "linear|sigmoid", "step": "5"}
 
         # ... and a URL naming a view opens it.
         view = {"tag": TAG, "runs": "relu|sigmoid", "step": "5", "logy": "1"}
