@@ -246,6 +246,7 @@ class View {
     for (const node of [this.overlay, this.legend, this.layers, this.table, this.notes]) {
       node.replaceChildren();
     }
+    this.notesBox.hidden = true;
     this.showMessage(text, true);
     writeState(this.state);
   }
