@@ -12,6 +12,11 @@ below 1: the gradient vanishes on its way to the input). It also writes, into
     norms.png    each tag's norm scalar (and the global gradient norm)
                  against step, one line per run
 
+The numbers come from `tabulate`, a pure function over histograms and norm
+scalars already read; the TensorBoard plugin (`reproduce.histogram_overlay`)
+calls it on what TensorBoard's data provider serves, so both show the same
+table.
+
 Example:
 
 ```python
@@ -112,14 +117,14 @@ class Comparison:
             lines += ["", tag, _format_row("run", headers, width)]
             for row in (row for row in self.rows if row.tag == tag):
                 values = row.mean_abs + row.std + [row.norm_first, row.norm_last]
-                lines.append(_format_row(row.run, map(_format_number, values), width))
+                lines.append(_format_row(row.run, map(format_number, values), width))
         if self.ratios:
             layers = {(ratio.first, ratio.last) for ratio in self.ratios}
             # Runs of different depths name their layers alike, but say so if not.
             pair = " / ".join(layers.pop()) if len(layers) == 1 else "first / last layer"
             lines += ["", f"gradient norm {pair} (far below 1: vanishing toward the input)",
                       _format_row("run", [f"@{step}" for step in self.steps], width)]
-            lines += [_format_row(ratio.run, map(_format_number, ratio.ratios), width)
+            lines += [_format_row(ratio.run, map(format_number, ratio.ratios), width)
                       for ratio in self.ratios]
         if self.notes:
             lines += ["", "notes:"] + [f"  {note}" for note in self.notes]
@@ -129,7 +134,7 @@ class Comparison:
 
     def to_dict(self) -> dict:
         """Returns the table as plain dicts and lists; NaN becomes None."""
-        return _finite_or_none({
+        return finite_or_none({
             "runs": [{"label": label, "path": str(path)}
                      for label, path in zip(self.labels, self.run_dirs)],
             "tags": self.tags,
@@ -149,18 +154,20 @@ def _format_row(first: str, cells, width: int) -> str:
     return f"  {first:<{width}}" + "".join(f"  {cell:>11}" for cell in cells)
 
 
-def _format_number(value: float | None) -> str:
+def format_number(value: float | None) -> str:
+    """A table cell: three significant digits, `-` for a missing or non-finite value."""
     return "-" if value is None or not math.isfinite(value) else f"{value:.3g}"
 
 
-def _finite_or_none(value):
+def finite_or_none(value):
+    """`value` with every non-finite float in its dicts and lists replaced by None."""
     # json.dumps would write NaN, which strict JSON parsers reject.
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {key: _finite_or_none(item) for key, item in value.items()}
+        return {key: finite_or_none(item) for key, item in value.items()}
     if isinstance(value, list):
-        return [_finite_or_none(item) for item in value]
+        return [finite_or_none(item) for item in value]
     return value
 
 
@@ -245,10 +252,42 @@ def build_comparison(train_events: dict[Path, events.EventData], tags=DEFAULT_TA
         ConfigError: no histogram tag matches `tags`.
     """
     labels = _label_runs(list(train_events))
-    selected = _select_tags(train_events.values(), tags)
+    table = tabulate(dict(zip(labels, train_events.values())), tags, steps)
+    return Comparison(list(train_events), labels, table.tags, table.steps, table.rows,
+                      table.ratios, table.notes)
+
+
+@dataclasses.dataclass
+class Table:
+    """The numbers of a comparison, whatever read the histograms (see `tabulate`)."""
+
+    tags: list[str]  # histogram tags compared, in the order selected
+    steps: list[int]  # compared steps
+    rows: list[TagRow]
+    ratios: list[NormRatio]
+    notes: list[str]
+
+
+def tabulate(run_events: dict[str, events.EventData], tags=DEFAULT_TAGS, steps=None) -> Table:
+    """Computes the comparison's numbers from histograms and norm scalars already read.
+
+    The one computation behind `reproduce compare` and the TensorBoard
+    plugin's table: pure, it reads nothing. Only `histograms` and the norm
+    scalars (`gradient_norm/...`, `weight_norm/...`) of each `EventData` are
+    used; the first and last `gradient_norm/<layer>/kernel` in `scalars` order
+    are the ratio's layers.
+
+    Args:
+        run_events: run label -> its events, in the order the table lists runs.
+        tags, steps: as `compare_runs`.
+
+    Raises:
+        ConfigError: no histogram tag matches `tags`.
+    """
+    selected = _select_tags(run_events.values(), tags)
     notes = []
     step_sets = [set(data.histograms[tag].steps.tolist())
-                 for data in train_events.values() for tag in selected if tag in data.histograms]
+                 for data in run_events.values() for tag in selected if tag in data.histograms]
     if steps:
         targets = sorted(set(int(step) for step in steps))
     else:
@@ -257,15 +296,14 @@ def build_comparison(train_events: dict[Path, events.EventData], tags=DEFAULT_TA
             notes.append("the runs log different steps; each uses its nearest logged step")
     rows = []
     for tag in selected:
-        for label, data in zip(labels, train_events.values()):
+        for label, data in run_events.items():
             if tag not in data.histograms:
                 notes.append(f"{label}: no {tag}")
                 continue
             rows.append(_tag_row(tag, label, data, targets, notes))
-    ratios = [ratio for label, data in zip(labels, train_events.values())
+    ratios = [ratio for label, data in run_events.items()
               if (ratio := _norm_ratio(label, data, targets, notes)) is not None]
-    return Comparison(list(train_events), labels, selected, targets, rows, ratios,
-                      list(dict.fromkeys(notes)))
+    return Table(selected, targets, rows, ratios, list(dict.fromkeys(notes)))
 
 
 def _label_runs(run_dirs: list[Path]) -> list[str]:
@@ -323,10 +361,23 @@ def _scalar_near(scalars: events.Scalars | None, step: int) -> float | None:
     return None if scalars is None else scalars.at(_nearest(scalars.steps, step))
 
 
+def scalar_tags_read(histogram_tags, scalar_tags) -> set[str]:
+    """The tags of `scalar_tags` that `tabulate` reads when comparing `histogram_tags`.
+
+    Each histogram tag's norm scalar, and every layer's kernel gradient norm
+    (the ratio's first and last layer are among them).
+    """
+    norms = {norm for tag in histogram_tags if (norm := _norm_tag(tag))}
+    return {tag for tag in scalar_tags if tag in norms or _is_kernel_gradient_norm(tag)}
+
+
+def _is_kernel_gradient_norm(tag: str) -> bool:
+    return tag.startswith(tag_names.GRADIENT_NORM + "/") and tag.endswith("/" + KERNEL)
+
+
 def _norm_ratio(label, data: events.EventData, targets, notes) -> NormRatio | None:
     prefix = tag_names.GRADIENT_NORM + "/"
-    kernels = [tag for tag in data.scalars
-               if tag.startswith(prefix) and tag.endswith("/" + KERNEL)]
+    kernels = [tag for tag in data.scalars if _is_kernel_gradient_norm(tag)]
     if len(kernels) < 2:
         notes.append(f"{label}: fewer than two layers' gradient norms logged, no ratio")
         return None

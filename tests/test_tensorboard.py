@@ -1,5 +1,6 @@
 """A real TensorBoard, started as `reproduce tensorboard` starts it, serves what the runs hold."""
 
+import contextlib
 import json
 import socket
 import subprocess
@@ -13,7 +14,7 @@ import pytest
 from tensorboard.plugins.hparams import api_pb2
 
 from callbacks.event_writer import EventWriter
-from reproduce import events, runs, tensorboard
+from reproduce import compare, events, runs, tensorboard
 from reproduce.config import TEST_CONFIG
 from reproduce.errors import ConfigError, RunNotFoundError
 
@@ -92,22 +93,13 @@ def wait_until_loaded(server: Server, process, log_path, expected: dict) -> None
         time.sleep(0.5)
 
 
-@pytest.fixture(scope="module")
-def server(experiment, tmp_path_factory):
-    """A TensorBoard process on a free loopback port, stopped whatever happens."""
-    logdir, results = experiment
-    port = free_port()
-    log_path = tmp_path_factory.mktemp("tensorboard") / "tensorboard.log"
+@contextlib.contextmanager
+def running(command: list[str], log_path):
+    """A process started with `command`, output to `log_path`, stopped whatever happens."""
     with open(log_path, "w") as log:
-        process = subprocess.Popen(tensorboard.build_command(logdir, port=port),
-                                   stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
     try:
-        server = Server(f"http://{tensorboard.DEFAULT_HOST}:{port}")
-        expected = {run_name(logdir, result.run_dir, runs.TRAIN_DIR): ("batch_loss", result.steps)
-                    for result in results}
-        expected[LONG_RUN] = ("value", LONG_SERIES)
-        wait_until_loaded(server, process, log_path, expected)
-        yield server
+        yield process
     finally:
         process.terminate()
         try:
@@ -115,6 +107,21 @@ def server(experiment, tmp_path_factory):
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@pytest.fixture(scope="module")
+def server(experiment, tmp_path_factory):
+    """A TensorBoard process on a free loopback port, stopped whatever happens."""
+    logdir, results = experiment
+    port = free_port()
+    log_path = tmp_path_factory.mktemp("tensorboard") / "tensorboard.log"
+    with running(tensorboard.build_command(logdir, port=port), log_path) as process:
+        server = Server(f"http://{tensorboard.DEFAULT_HOST}:{port}")
+        expected = {run_name(logdir, result.run_dir, runs.TRAIN_DIR): ("batch_loss", result.steps)
+                    for result in results}
+        expected[LONG_RUN] = ("value", LONG_SERIES)
+        wait_until_loaded(server, process, log_path, expected)
+        yield server
 
 
 def test_runs_are_served(server, experiment):
@@ -201,6 +208,28 @@ def test_custom_scalars_layout_overlays_every_run(server, experiment):
         read = events.read_run(result.run_dir).train.scalars["gradient_norm/global"]
         assert [value for _, _, value in served["tag_to_events"]["gradient_norm/global"]] == (
             read.values.tolist())
+
+
+def test_histogram_overlay_tab_shows_what_reproduce_compare_computes(server, experiment):
+    """Our loggers' runs in the tab of `reproduce tensorboard`: one computation, two front ends."""
+    logdir, results = experiment
+    assert server.get("/data/plugins_listing")["histogram_overlay"]["enabled"] is True
+    tag = "gradients/dense_1/kernel"
+    served = server.get("/data/plugin/histogram_overlay/data", tag=tag)
+    comparison = compare.build_comparison(
+        {result.run_dir: events.read_events(result.run_dir / runs.TRAIN_DIR)
+         for result in results}, tags=["gradients/*"], steps=[served["step"]])
+    assert served["layers"] == [tag for tag in comparison.tags if tag.endswith("/kernel")]
+    assert [series["run"] for series in served["series"]] == [
+        run_name(logdir, result.run_dir, runs.TRAIN_DIR) for result in results]
+    rows = {(row.tag, row.run): row for row in comparison.rows}
+    for series, label, ratio in zip(served["series"], comparison.labels, comparison.ratios):
+        row = rows[tag, label]
+        assert (series["step"], series["mean_abs"], series["std"], series["norm"]) == (
+            row.steps[0], row.mean_abs[0], row.std[0], row.norm_first)
+        assert series["ratio"] == ratio.ratios[0]
+        assert series["layers"]["norm"] == [rows[layer, label].norm_first
+                                            for layer in served["layers"]]
 
 
 def test_rewriting_replaces_never_duplicates(tmp_path):
