@@ -24,11 +24,14 @@ class Flat:
 
     @classmethod
     def of(cls, tensors) -> "Flat":
-        """Flattens `tensors` (static shapes) in order."""
+        """Flattens `tensors` in order (sizes known when traced, or computed when not)."""
         parts = [tf.reshape(tensor if tensor.dtype == tf.float32 else tf.cast(tensor, tf.float32),
                             [-1]) for tensor in tensors]
-        sizes = [int(np.prod(tensor.shape)) for tensor in tensors]
-        segments = tf.constant(np.repeat(np.arange(len(tensors)), sizes), tf.int32)
+        if all(tensor.shape.is_fully_defined() for tensor in tensors):
+            sizes = [int(np.prod(tensor.shape)) for tensor in tensors]
+            segments = tf.constant(np.repeat(np.arange(len(tensors)), sizes), tf.int32)
+        else:
+            segments = tf.repeat(tf.range(len(tensors)), [tf.size(part) for part in parts])
         return cls(tf.concat(parts, 0) if len(parts) > 1 else parts[0], segments, len(tensors))
 
     def with_values(self, values) -> "Flat":

@@ -3,6 +3,7 @@
 import subprocess
 import sys
 import textwrap
+import warnings
 
 import keras
 import numpy as np
@@ -197,17 +198,18 @@ def _toy_data(count=32):
     return x, (x[:, :1] > 0).astype("float32")
 
 
-def test_activation_logger_handles_dense_with_own_activation_and_skips_others(tmp_path):
+def test_activation_logger_logs_dense_and_conv_layers_with_their_own_activation(tmp_path):
     keras.utils.set_random_seed(0)
     model = _small_model()
     x, y = _toy_data()
-    with pytest.warns(UserWarning, match=r"cannot log layers conv; skipped"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # every layer is supported: no warning
         model.fit(x, y, epochs=1, batch_size=8, verbose=0,
                   callbacks=[ActivationLogger(tmp_path, probe=(x, y))])
     train_events = events.read_events(tmp_path / "train")
     assert set(train_events.histograms) == {
-        f"{kind}/hidden" for kind in ("preactivations", "activations", "activation_derivative",
-                                      "backprop_gradients")}
+        f"{kind}/{layer}" for kind in ("preactivations", "activations", "activation_derivative",
+                                       "backprop_gradients") for layer in ("hidden", "conv")}
     layer = model.get_layer("hidden")
     z = x @ layer.kernel.numpy() + layer.bias.numpy()
     histogram = train_events.histograms["preactivations/hidden"].at(4)
@@ -215,6 +217,12 @@ def test_activation_logger_handles_dense_with_own_activation_and_skips_others(tm
                                rtol=1e-5)
     assert train_events.scalars["dead_fraction/hidden"].at(4) == pytest.approx(
         np.mean(np.all(z <= 0, axis=0)))
+    conv = model.get_layer("conv")
+    conv_z = keras.ops.conv(np.maximum(z, 0)[:, :, None], conv.kernel) + conv.bias
+    histogram = train_events.histograms["preactivations/conv"].at(4)
+    assert histogram[:, 2].sum() == conv_z.shape[0] * 3 * 2
+    np.testing.assert_allclose([histogram[0, 0], histogram[-1, 1]],
+                               [np.min(conv_z), np.max(conv_z)], rtol=1e-5)
 
 
 @pytest.mark.parametrize("kwargs, message", [
