@@ -55,7 +55,8 @@ class GradientLogger(ProbeLogger):
             loss = self._probe_loss(self._forward())
         gradients = tape.gradient(loss, self._variables,
                                   unconnected_gradients=tf.UnconnectedGradients.ZERO)
-        flat = summaries.Flat.of(gradients)
+        # An embedding's gradient comes as IndexedSlices.
+        flat = summaries.Flat.of([tf.convert_to_tensor(gradient) for gradient in gradients])
         gradient_norms = flat.norms()
         return (tf.concat([gradient_norms, [tf.norm(gradient_norms)]], 0),
                 flat.histograms(self.histogram_buckets))
