@@ -33,6 +33,12 @@ class Probe:
     def __len__(self) -> int:
         return len(flatten(self.x)[0][1])
 
+    def as_tuple(self) -> tuple:
+        """`(x, y)`, or `(x, y, sample_weight)` when there are sample weights."""
+        if self.sample_weight is None:
+            return (self.x, self.y)
+        return (self.x, self.y, self.sample_weight)
+
     def select(self, index) -> "Probe":
         """The examples at `index` (a slice or an index array) of every array."""
         return Probe(*(map_structure(lambda array: array[index], part)
@@ -137,13 +143,9 @@ def _take_from_dataset(dataset, size: int) -> Probe:
     if not batches:
         raise ValueError("`probe` dataset yielded no example")
     # Concatenate leaf by leaf, keeping the structure of the first batch.
-    leaves = [[leaf for _, leaf in flatten(_as_tuple(batch))] for batch in batches]
+    leaves = [[leaf for _, leaf in flatten(batch.as_tuple())] for batch in batches]
     joined = iter([np.concatenate(parts)[:size] for parts in zip(*leaves)])
-    return Probe(*map_structure(lambda _: next(joined), _as_tuple(batches[0])))
-
-
-def _as_tuple(probe: Probe) -> tuple:
-    return (probe.x, probe.y, probe.sample_weight)
+    return Probe(*map_structure(lambda _: next(joined), batches[0].as_tuple()))
 
 
 def _validated(probe: Probe) -> Probe:

@@ -16,7 +16,7 @@ import argparse
 import keras
 from sklearn.datasets import load_digits
 
-from callbacks import ActivationLogger, BatchLossLogger, GradientLogger, WeightLogger
+from callbacks import make_loggers
 
 
 def load_data(samples: int | None = None):
@@ -50,13 +50,8 @@ def train(logdir: str, epochs: int = 15, batch_size: int = 128, samples: int | N
                   steps_per_execution=steps_per_execution)
     probe = (x, y)  # 256 examples chosen from these
     model.fit(x, y, batch_size=batch_size, epochs=epochs, validation_split=0.1, verbose=2,
-              callbacks=[
-                  keras.callbacks.TensorBoard(logdir),
-                  BatchLossLogger(logdir),
-                  GradientLogger(logdir, probe=probe),
-                  WeightLogger(logdir, probe=probe),
-                  ActivationLogger(logdir, probe=probe),
-              ])
+              # BatchLossLogger, GradientLogger, WeightLogger, ActivationLogger:
+              callbacks=[keras.callbacks.TensorBoard(logdir), *make_loggers(logdir, probe)])
     return model
 
 

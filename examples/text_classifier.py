@@ -19,7 +19,7 @@ import argparse
 import keras
 import numpy as np
 
-from callbacks import ActivationLogger, BatchLossLogger, GradientLogger, WeightLogger
+from callbacks import make_loggers
 
 VOCABULARY = 200  # token 0 pads
 MAX_LENGTH = 40
@@ -54,13 +54,8 @@ def train(logdir: str, epochs: int = 5, samples: int = 2000, batch_size: int = 3
     model.compile(loss="binary_crossentropy", optimizer="adam", metrics=["accuracy"])
     probe = (x, y)
     model.fit(x, y, batch_size=batch_size, epochs=epochs, validation_split=0.1, verbose=2,
-              callbacks=[
-                  keras.callbacks.TensorBoard(logdir),
-                  BatchLossLogger(logdir),
-                  GradientLogger(logdir, probe=probe),
-                  WeightLogger(logdir, probe=probe),
-                  ActivationLogger(logdir, probe=probe),
-              ])
+              # BatchLossLogger, GradientLogger, WeightLogger, ActivationLogger:
+              callbacks=[keras.callbacks.TensorBoard(logdir), *make_loggers(logdir, probe)])
     return model
 
 
