@@ -92,11 +92,11 @@ class ActivationLogger(ProbeLogger):
             histogram_inputs += [z, activation, derivative, gradient]
         for tap in self._taps:
             tap.calls = []  # the graph's tensors are not kept past the trace
-        flat = summaries.Flat.of(histogram_inputs)
         axes = [tap.channel_axis for tap in self._logged]
         fractions = tf.stack([dead_fractions(derivatives, axes),
                               saturated_fractions(derivatives)], axis=1)
-        return tf.reshape(fractions, [-1]), flat.histograms(self.histogram_buckets)
+        return (tf.reshape(fractions, [-1]),
+                summaries.histograms(histogram_inputs, self.histogram_buckets))
 
     def _hidden_taps(self, y_pred):
         """The taps to log: called once, in the traced graph itself, not producing an output."""
@@ -137,7 +137,9 @@ def dead_fractions(derivatives, axes=None):
 
 def saturated_fractions(derivatives):
     """Per layer: the share of entries whose |derivative| is below 1% of the layer's largest."""
-    magnitude = summaries.Flat.of([tf.abs(derivative) for derivative in derivatives])
-    threshold = SATURATION_THRESHOLD * magnitude.segment_max()
-    saturated = tf.cast(magnitude.values < tf.gather(threshold, magnitude.segments), tf.float32)
-    return tf.math.segment_mean(saturated, magnitude.segments)
+    fractions = []
+    for derivative in derivatives:
+        magnitude = tf.abs(derivative)
+        threshold = SATURATION_THRESHOLD * tf.reduce_max(magnitude)
+        fractions.append(tf.reduce_mean(tf.cast(magnitude < threshold, tf.float32)))
+    return tf.stack(fractions)

@@ -56,7 +56,7 @@ class GradientLogger(ProbeLogger):
         gradients = tape.gradient(loss, self._variables,
                                   unconnected_gradients=tf.UnconnectedGradients.ZERO)
         # An embedding's gradient comes as IndexedSlices.
-        flat = summaries.Flat.of([tf.convert_to_tensor(gradient) for gradient in gradients])
-        gradient_norms = flat.norms()
+        gradients = [tf.convert_to_tensor(gradient) for gradient in gradients]
+        gradient_norms = summaries.Flat.of(gradients).norms()
         return (tf.concat([gradient_norms, [tf.norm(gradient_norms)]], 0),
-                flat.histograms(self.histogram_buckets))
+                summaries.histograms(gradients, self.histogram_buckets))

@@ -55,13 +55,15 @@ class WeightLogger(ProbeLogger):
         return scalar_tags, [tags.tag(tags.WEIGHTS, key) for key in keys]
 
     def _compute(self):
-        flat = summaries.Flat.of([tf.convert_to_tensor(variable) for variable in self._variables])
+        weights = [tf.convert_to_tensor(variable) for variable in self._variables]
+        flat = summaries.Flat.of(weights)
         previous = tf.convert_to_tensor(self._previous)
         ratios = tf.math.divide_no_nan(flat.with_values(flat.values - previous).norms(),
                                        flat.with_values(previous).norms())
         with tf.control_dependencies([ratios]):
             self._previous.assign(flat.values)
-        return (tf.concat([flat.norms(), ratios], 0), flat.histograms(self.histogram_buckets))
+        return (tf.concat([flat.norms(), ratios], 0),
+                summaries.histograms(weights, self.histogram_buckets))
 
     def _log(self, step):
         super()._log(step)

@@ -344,14 +344,27 @@ def test_histograms_match_tensorboard_reference_implementation():
 
     rng = np.random.default_rng(0)
     tensors = [rng.normal(size=(256, 32)), rng.uniform(-3, 5, size=(7,)),
-               np.full((4, 5), 1.0), rng.exponential(size=(33, 2)), np.array([-2.5])]
-    flat = summaries.Flat.of([tf.constant(tensor, tf.float32) for tensor in tensors])
-    ours = flat.histograms(30).numpy()
+               np.full((4, 5), 1.0), rng.exponential(size=(33, 2)), np.array([-2.5]),
+               rng.normal(size=(64, 8, 8, 16)), np.full((3,), -1e9)]
+    constants = [tf.constant(tensor, tf.float32) for tensor in tensors]
+    flat = summaries.Flat.of(constants)
+    ours = summaries.histograms(constants, 30).numpy()
     for index, tensor in enumerate(tensors):
         reference = summary_v2.histogram_pb("t", tensor.astype(np.float32), buckets=30)
         value = summary_pb2.Summary.FromString(reference.SerializeToString()).value[0]
         expected = tensor_util.make_ndarray(value.tensor)
         np.testing.assert_allclose(ours[index][:, :2], expected[:, :2], rtol=1e-6, atol=1e-6)
         np.testing.assert_array_equal(ours[index][:, 2], expected[:, 2])
+    # float32 sums: 65,536 squares are exact to about 5e-6.
     np.testing.assert_allclose(flat.norms().numpy(),
-                               [np.linalg.norm(tensor) for tensor in tensors], rtol=1e-6)
+                               [np.linalg.norm(tensor) for tensor in tensors], rtol=1e-5)
+
+
+def test_histogram_of_a_tensor_with_nan_or_infinity_has_nan_edges():
+    from callbacks import summaries
+
+    ours = summaries.histograms([tf.constant([1.0, np.nan, 2.0]), tf.constant([np.inf, 0.0]),
+                                 tf.constant([0.0, 1.0])], 4).numpy()
+    for buckets, size in zip(ours[:2], (3, 2)):
+        assert np.all(np.isnan(buckets[:, :2])) and buckets[:, 2].tolist() == [0, 0, 0, size]
+    np.testing.assert_array_equal(ours[2][:, 2], [1, 0, 0, 1])
