@@ -233,6 +233,16 @@ def test_activation_logger_logs_dense_and_conv_layers_with_their_own_activation(
     ({"probe": (np.zeros((4, 3)), np.zeros((5, 1)))},
      r"same number of examples.*\(4, 3\).*\(5, 1\)"),
     ({"probe": (np.zeros(4), np.zeros(4))}, r"shape \(examples, features...\)"),
+    ({"probe": np.zeros((4, 3))}, r"received: ndarray of shape \(4, 3\)"),
+    ({"probe": {"x": np.zeros((4, 3))}}, r"must be a pair.*received: dict with keys \['x'\]"),
+    ({"probe": iter([(np.zeros((4, 3)), np.zeros(4))])}, r"received: list_iterator"),
+    ({"probe": (np.zeros((4, 3)), None)}, r"`y` is needed for the loss, received y=None"),
+    ({"probe": ({"a": np.zeros((4, 3))}, [np.zeros((4, 1)), np.zeros((5, 1))])},
+     r"same number of examples, received x\['a'\] shape \(4, 3\) and y\[1\] shape \(5, 1\)"),
+    ({"probe": tf.data.Dataset.from_tensor_slices(np.zeros((4, 3))).batch(2)},
+     r"dataset must yield batches \(x, y\).*received an element: ndarray of shape \(2, 3\)"),
+    ({"probe": tf.data.Dataset.from_tensor_slices((np.zeros((0, 3)), np.zeros(0))).batch(2)},
+     r"dataset yielded no example"),
 ])
 def test_invalid_arguments_fail_early(kwargs, message):
     arguments = {"log_dir": "unused", "probe": _toy_data(), **kwargs}
@@ -248,6 +258,27 @@ def test_probe_of_wrong_feature_shape_is_refused_at_fit(tmp_path):
         model.fit(x, y, epochs=1, verbose=0, callbacks=[
             GradientLogger(tmp_path, probe=(np.zeros((8, 4)), y[:8]))])
     assert not (tmp_path / "train").exists()
+
+
+def test_probe_of_nested_arrays_keeps_the_same_examples_of_every_array():
+    x, y = _toy_data(100)
+    logger = GradientLogger("unused", probe=({"a": x, "b": [x * 2]}, (y, y * 3), y[:, 0] + 1),
+                            probe_size=10, seed=1)
+    probe = logger.probe
+    np.testing.assert_array_equal(probe.x["b"][0], 2 * probe.x["a"])
+    np.testing.assert_array_equal(probe.y[1], 3 * probe.y[0])
+    np.testing.assert_array_equal(probe.sample_weight, probe.y[0][:, 0] + 1)
+    np.testing.assert_array_equal(probe.x["a"], GradientLogger(
+        "unused", probe=(x, y), probe_size=10, seed=1).probe_x)
+
+
+def test_probe_of_a_dataset_takes_its_first_examples_across_batches():
+    x, y = _toy_data(20)
+    dataset = tf.data.Dataset.from_tensor_slices(({"a": x}, y)).batch(6)
+    probe = GradientLogger("unused", probe=dataset, probe_size=14).probe
+    np.testing.assert_array_equal(probe.x["a"], x[:14])
+    np.testing.assert_array_equal(probe.y, y[:14])
+    assert probe.sample_weight is None
 
 
 def test_probe_longer_than_probe_size_is_subsampled_by_seed():

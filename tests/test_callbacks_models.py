@@ -181,6 +181,17 @@ def test_two_inputs_two_outputs_with_dict_targets(tmp_path):
         np.testing.assert_allclose(logged_history[name], values, rtol=1e-6, err_msg=name)
 
 
+def test_probe_input_of_the_wrong_shape_is_named_at_fit(tmp_path):
+    x_first, labels = toy_data(8, 5)
+    model = two_input_two_output_model()
+    probe = ({"first": x_first, "second": np.zeros((8, 4))}, {"label": labels, "value": labels})
+    with pytest.raises(ValueError, match=r"`probe` x\['second'\] has example shape \(4,\) but "
+                                         r"functional expects \(3,\)"):
+        model.fit({"first": x_first, "second": x_first[:, :3]}, probe[1], verbose=0,
+                  callbacks=[GradientLogger(tmp_path, probe=probe)])
+    assert not (tmp_path / "train").exists()
+
+
 def test_probe_from_dataset_with_sample_weights(tmp_path):
     x, y = toy_data(64)
     sample_weight = np.linspace(0.2, 2.0, len(x)).astype("float32")
