@@ -15,7 +15,8 @@ process, at the same steps_per_execution:
 
 Prints, as ratios to plain `fit`, the median seconds per epoch (the first
 epoch, which traces the train step, excluded), the mean per epoch (which
-counts every log) and the median whole-`fit` time (tracing included).
+counts every log), and the median whole-`fit` time (tracing included), in
+wall and in CPU seconds (the latter less sensitive to other processes).
 
 Run: python benchmarks/logging_overhead.py [--workloads mlp convnet] [--repeats 3]
 """
@@ -72,12 +73,12 @@ def make_callbacks(variant: str, log_dir: str, probe) -> list:
 
 
 def timed_fit(model, variant, log_dir, probe, **fit_options):
-    """Returns the seconds of each epoch and of the whole `fit`."""
+    """Returns the seconds of each epoch, and the wall and CPU seconds of the whole `fit`."""
     timer = EpochTimer()
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     model.fit(verbose=0, callbacks=[*make_callbacks(variant, log_dir, probe), timer],
               **fit_options)
-    return timer.seconds, time.perf_counter() - start
+    return timer.seconds, time.perf_counter() - start, time.process_time() - cpu_start
 
 
 def mlp_fit(config, data, variant, log_dir):
@@ -114,14 +115,14 @@ def raw_loop(config, data):
         return tf.reduce_sum(loss_fn(y, model(x, training=False)))
 
     seconds = []
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     for _ in range(config.epochs):
         epoch_start = time.perf_counter()
         for x, y in train:
             train_step(x, y)
         sum(float(validation_step(x, y)) for x, y in validation)
         seconds.append(time.perf_counter() - epoch_start)
-    return seconds, time.perf_counter() - start
+    return seconds, time.perf_counter() - start, time.process_time() - cpu_start
 
 
 def convnet_fit(args, data, variant, log_dir):
@@ -142,32 +143,35 @@ CONVNET_VARIANTS = ("plain_fit", "keras_tensorboard_histograms", "our_four_logge
 
 
 def measure(fit, variants, repeats, root, name):
-    """Runs every variant `repeats` times, interleaved; returns per-epoch and per-fit seconds."""
+    """Runs every variant `repeats` times, interleaved.
+
+    Returns seconds per epoch, and (wall, CPU) seconds per fit, of each variant.
+    """
     per_epoch = {variant: [] for variant in variants}
     per_fit = {variant: [] for variant in variants}
     for repeat in range(repeats):
         for variant in variants:
-            seconds, total = fit(variant, os.path.join(root, f"{name}-{variant}-{repeat}"))
+            seconds, total, cpu = fit(variant, os.path.join(root, f"{name}-{variant}-{repeat}"))
             per_epoch[variant] += seconds[1:]
-            per_fit[variant].append(total)
-            print(f"{name} repeat {repeat + 1}/{repeats} {variant:30s} fit {total:6.2f}s",
-                  flush=True)
+            per_fit[variant].append((total, cpu))
+            print(f"{name} repeat {repeat + 1}/{repeats} {variant:30s} fit {total:6.2f}s "
+                  f"(CPU {cpu:6.2f}s)", flush=True)
     return per_epoch, per_fit
 
 
 def print_ratios(title, per_epoch, per_fit):
     print(f"\n{title}")
-    base_epoch = statistics.median(per_epoch["plain_fit"])
-    base_mean = statistics.fmean(per_epoch["plain_fit"])
-    base_fit = statistics.median(per_fit["plain_fit"])
-    print(f"{'variant':30s} {'median s/epoch':>14s} {'ratio':>6s} {'mean s/epoch':>12s} "
-          f"{'ratio':>6s} {'median s/fit':>12s} {'ratio':>6s}")
+    columns = {
+        "median s/epoch": lambda variant: statistics.median(per_epoch[variant]),
+        "mean s/epoch": lambda variant: statistics.fmean(per_epoch[variant]),
+        "median s/fit": lambda variant: statistics.median(wall for wall, _ in per_fit[variant]),
+        "CPU s/fit": lambda variant: statistics.median(cpu for _, cpu in per_fit[variant]),
+    }
+    print(f"{'variant':30s}" + "".join(f" {name:>14s} {'ratio':>6s}" for name in columns))
     for variant in per_epoch:
-        epoch = statistics.median(per_epoch[variant])
-        mean = statistics.fmean(per_epoch[variant])
-        fit = statistics.median(per_fit[variant])
-        print(f"{variant:30s} {epoch:14.4f} {epoch / base_epoch:6.2f} {mean:12.4f} "
-              f"{mean / base_mean:6.2f} {fit:12.2f} {fit / base_fit:6.2f}")
+        print(f"{variant:30s}" + "".join(
+            f" {value(variant):14.4f} {value(variant) / value('plain_fit'):6.2f}"
+            for value in columns.values()))
 
 
 def main():

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from callbacks import ActivationLogger, BatchLossLogger, GradientLogger, WeightLogger, tags
+from callbacks import (ActivationLogger, BatchLossLogger, GradientLogger, WeightLogger,
+                       summaries, tags)
 from reproduce import events
 from reproduce.config import TEST_CONFIG
 from reproduce.train import train
@@ -371,12 +372,10 @@ def test_histograms_match_tensorboard_reference_implementation():
     from tensorboard.plugins.histogram import summary_v2
     from tensorboard.util import tensor_util
 
-    from callbacks import summaries
-
     rng = np.random.default_rng(0)
     tensors = [rng.normal(size=(256, 32)), rng.uniform(-3, 5, size=(7,)),
                np.full((4, 5), 1.0), rng.exponential(size=(33, 2)), np.array([-2.5]),
-               rng.normal(size=(64, 8, 8, 16)), np.full((3,), -1e9)]
+               np.full((3,), -1e9), rng.normal(size=(64, 8, 8, 17)), np.full((300, 300), 2.0)]
     constants = [tf.constant(tensor, tf.float32) for tensor in tensors]
     flat = summaries.Flat.of(constants)
     ours = summaries.histograms(constants, 30).numpy()
@@ -386,16 +385,18 @@ def test_histograms_match_tensorboard_reference_implementation():
         expected = tensor_util.make_ndarray(value.tensor)
         np.testing.assert_allclose(ours[index][:, :2], expected[:, :2], rtol=1e-6, atol=1e-6)
         np.testing.assert_array_equal(ours[index][:, 2], expected[:, 2])
-    # float32 sums: 65,536 squares are exact to about 5e-6.
+    # float32 sums of tens of thousands of squares are exact to about 5e-6.
     np.testing.assert_allclose(flat.norms().numpy(),
                                [np.linalg.norm(tensor) for tensor in tensors], rtol=1e-5)
 
 
-def test_histogram_of_a_tensor_with_nan_or_infinity_has_nan_edges():
-    from callbacks import summaries
-
-    ours = summaries.histograms([tf.constant([1.0, np.nan, 2.0]), tf.constant([np.inf, 0.0]),
-                                 tf.constant([0.0, 1.0])], 4).numpy()
-    for buckets, size in zip(ours[:2], (3, 2)):
-        assert np.all(np.isnan(buckets[:, :2])) and buckets[:, 2].tolist() == [0, 0, 0, size]
-    np.testing.assert_array_equal(ours[2][:, 2], [1, 0, 0, 1])
+@pytest.mark.parametrize("size", [3, summaries.SMALL + 1])  # bucketed together, or apart
+def test_histogram_of_a_tensor_with_nan_or_infinity_has_nan_edges(size):
+    values = np.linspace(0.0, 1.0, size).astype(np.float32)
+    with_nan, with_infinity = values.copy(), values.copy()
+    with_nan[1], with_infinity[0] = np.nan, np.inf
+    ours = summaries.histograms([tf.constant(with_nan), tf.constant(with_infinity),
+                                 tf.constant(values)], 4).numpy()
+    for buckets in ours[:2]:
+        assert np.all(np.isnan(buckets[:, :2])) and buckets[:, 2].sum() == size
+    assert ours[2][:, 2].sum() == size and ours[2][0, 0] == 0.0 and ours[2][-1, 1] == 1.0

@@ -205,7 +205,7 @@ def test_probe_from_dataset_with_sample_weights(tmp_path):
     # The first 40 examples, across three batches of 16.
     np.testing.assert_array_equal(loggers[0].probe.x, x[:40])
     np.testing.assert_array_equal(loggers[0].probe.sample_weight, sample_weight[:40])
-    model.fit(dataset, epochs=1, verbose=0, callbacks=loggers)
+    model.fit(dataset, epochs=1, verbose=0, shuffle=False, callbacks=loggers)
     train_events = events.read_events(tmp_path / "train")
     weighted = assert_final_gradients_match(model, train_events, x[:40], y[:40],
                                             sample_weight[:40])
@@ -246,7 +246,10 @@ def test_gradients_are_of_the_loss_fit_minimises_with_regularisers_batchnorm_dro
 
 
 def activation_zoo():
-    """A hidden layer of every kind that applies an activation, on 6x6x2 images."""
+    """A hidden layer of every kind that applies an activation, on 6x6x2 images.
+
+    A `TimeDistributed` Dense and a GRU are there too: not looked into.
+    """
     layers = keras.layers
     inputs = keras.Input((6, 6, 2))
     hidden = layers.Conv2D(3, 3, padding="same", activation="elu", name="conv2d")(inputs)
@@ -260,12 +263,19 @@ def activation_zoo():
     hidden = layers.ELU(name="elu")(hidden)
     hidden = layers.Reshape((7, 7, 3, 1), name="volume")(hidden)
     hidden = layers.Conv3D(2, 2, activation="relu", name="conv3d")(hidden)
-    hidden = layers.Conv1D(2, 2, activation="sigmoid", name="conv1d")(
-        layers.Reshape((6 * 6 * 2, 2), name="sequence")(hidden))
-    hidden = layers.Flatten(name="flatten")(hidden)
+    hidden = layers.Conv3DTranspose(1, 2, activation="softplus", name="transpose3d")(hidden)
+    hidden = layers.Reshape((49, 3), name="sequence")(hidden)
+    hidden = layers.Conv1D(2, 2, activation="sigmoid", name="conv1d")(hidden)
+    hidden = layers.DepthwiseConv1D(2, activation="tanh", name="depthwise1d")(hidden)
+    hidden = layers.SeparableConv1D(2, 2, activation="relu", name="separable1d")(hidden)
+    hidden = layers.Conv1DTranspose(2, 2, activation="elu", name="transpose1d")(hidden)
+    hidden = layers.MaxPooling1D(16, name="pool")(hidden)  # 2 steps left for the loops below
+    hidden = layers.TimeDistributed(layers.Dense(2, activation="relu"), name="each_step")(hidden)
+    hidden = layers.GRU(3, name="gru")(hidden)
     logits = layers.Dense(5, name="logits")(hidden)
     hidden = layers.Softmax(name="softmax")(logits)
-    hidden = layers.Dense(4, activation="gelu", name="dense")(hidden)
+    hidden = layers.EinsumDense("ab,bc->ac", output_shape=4, bias_axes="c", activation="gelu",
+                                name="einsum")(hidden)
     outputs = layers.Dense(1, activation="sigmoid", name="out")(hidden)
     model = keras.Model(inputs, outputs)
     model.compile(optimizer="sgd", loss="binary_crossentropy")
@@ -278,7 +288,8 @@ def test_every_kind_of_activation_layer_is_logged(tmp_path):
     model = activation_zoo()
     train_events = fit_with_loggers(model, x, y, tmp_path)
     activations = ["conv2d", "relu", "depthwise", "separable", "transpose", "leaky", "prelu",
-                   "elu", "conv3d", "conv1d", "softmax", "dense"]
+                   "elu", "conv3d", "transpose3d", "conv1d", "depthwise1d", "separable1d",
+                   "transpose1d", "softmax", "einsum"]
     assert_exact_tags(train_events, [variable.path for variable in model.trainable_variables],
                       activations)
     assert_final_gradients_match(model, train_events, x, y)
