@@ -27,9 +27,15 @@ class BatchLossLogger(keras.callbacks.Callback):
     so it also works in an XLA-compiled (`jit_compile=True`) step, where
     summary ops cannot run.
 
+    Works on any model whose train step calls `compute_loss`, as Keras's own
+    does (Sequential, functional, subclassed, several outputs).
+
     Args:
         log_dir: run folder; scalars go to `<log_dir>/train`, the folder
             Keras's `TensorBoard` callback writes training summaries to.
+
+    Raises:
+        ValueError: `log_dir` is empty.
 
     Example:
 
