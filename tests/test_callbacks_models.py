@@ -372,6 +372,9 @@ def test_convnet_example_with_mixed_precision_and_steps_per_execution(tmp_path):
     assert train_events.scalars[tags.GLOBAL_GRADIENT_NORM].steps.tolist() == [0, 2, 3, 5, 6]
     assert train_events.histograms["preactivations/conv2d"].steps.tolist() == [0, 2, 3, 5, 6]
     assert train_events.scalars[tags.BATCH_LOSS].steps.tolist() == [1, 2, 3, 4, 5, 6]
+    # The float16 softmax output is still recognised as the output, not a hidden layer.
+    assert {tag for tag in train_events.histograms if tag.startswith("activations/")} == {
+        "activations/conv2d", "activations/conv2d_1"}
     for series in [*train_events.scalars.values(), *train_events.histograms.values()]:
         assert np.all(np.isfinite(series.values if hasattr(series, "values") else series.buckets))
     assert {variable.dtype for variable in model.trainable_variables} == {"float32"}
