@@ -6,7 +6,8 @@ Then: tensorboard --logdir logs/examples/convnet_digits
 The model is keras-io's (Conv2D relu, max pooling, Conv2D relu, max pooling,
 Flatten, Dropout, Dense softmax, one-hot labels), trained as there (batch
 128, 15 epochs, 10% validation); the convolutions pad ('same') so that the
-8x8 digits leave something to pool. Takes about 10 s on 2 CPU cores.
+8x8 digits leave something to pool. Takes about 25 s on 2 CPU cores (TensorFlow's
+start-up included); reaches about 90% validation accuracy.
 """
 
 from __future__ import annotations

@@ -9,7 +9,8 @@ Embedding, Bidirectional LSTM, sigmoid output) with a small relu head; the
 positive when they hold more words of the first half of the vocabulary
 than of the second. The LSTM's weights and gradients are logged; its gates
 apply their activations inside a loop, so activations are logged for the
-relu head only. Takes about 30 s on 2 CPU cores.
+relu head only. Takes about 35 s on 2 CPU cores (start-up included); reaches
+about 90% validation accuracy.
 """
 
 from __future__ import annotations
