@@ -1,16 +1,24 @@
 """Cost of our logging callbacks against plain `fit`, measured side by side.
 
-Trains the same model (the article's default configuration) several ways,
-interleaved and repeated in one process: plain `fit`; `fit` with Keras's
-TensorBoard(histogram_freq=1); `fit` with our three probe loggers at their
-default frequency; the same plus `BatchLossLogger`; and a raw `tf.function`
-loop (one compiled step per batch). Prints the median seconds per epoch (the
-first epoch, which traces the train step, excluded) and the median whole-`fit`
-time (tracing included), each as a ratio to plain `fit` with the same
-steps_per_execution. The mean per epoch counts every log; the median is the
-typical epoch.
+Two workloads, each trained several ways, interleaved and repeated in one
+process, at the same steps_per_execution:
 
-Run: python benchmarks/logging_overhead.py [--repeats 3] [--epochs 30]
+- `mlp`: the article's default configuration (moons, depth 4, width 32):
+  plain `fit`; `fit` with Keras's TensorBoard(histogram_freq=1); with our
+  three probe loggers at their default frequency; the same plus
+  `BatchLossLogger`; and a raw `tf.function` loop (one compiled step per
+  batch).
+- `convnet`: the keras-io "Simple MNIST convnet" on digits, trained as
+  `examples/convnet_digits.py` trains it: plain `fit`; with Keras's
+  TensorBoard(histogram_freq=1); with our four callbacks at their default
+  frequency (`make_loggers`).
+
+Prints, as ratios to plain `fit`, the median seconds per epoch (the first
+epoch, which traces the train step, excluded), the mean per epoch (which
+counts every log), and the median whole-`fit` time (tracing included), in
+wall and in CPU seconds (the latter less sensitive to other processes).
+
+Run: python benchmarks/logging_overhead.py [--workloads mlp convnet] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -18,8 +26,10 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 import tempfile
 import time
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -29,6 +39,9 @@ import tensorflow as tf  # noqa: E402
 import callbacks as our_callbacks  # noqa: E402
 from reproduce import datasets, models  # noqa: E402
 from reproduce.config import RunConfig  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
+import convnet_digits  # noqa: E402
 
 
 class EpochTimer(keras.callbacks.Callback):
@@ -48,6 +61,8 @@ class EpochTimer(keras.callbacks.Callback):
 def make_callbacks(variant: str, log_dir: str, probe) -> list:
     if variant == "keras_tensorboard_histograms":
         return [keras.callbacks.TensorBoard(log_dir, histogram_freq=1, write_graph=False)]
+    if variant == "our_four_loggers":
+        return our_callbacks.make_loggers(log_dir, probe)
     loggers = [cls(log_dir, probe=probe) for cls in (
         our_callbacks.GradientLogger, our_callbacks.WeightLogger, our_callbacks.ActivationLogger)]
     if variant == "our_three_loggers":
@@ -57,25 +72,31 @@ def make_callbacks(variant: str, log_dir: str, probe) -> list:
     return []
 
 
-def run_fit(config, data, variant, log_dir):
+def timed_fit(model, variant, log_dir, probe, **fit_options):
+    """Returns the seconds of each epoch, and the wall and CPU seconds of the whole `fit`."""
+    timer = EpochTimer()
+    start, cpu_start = time.perf_counter(), time.process_time()
+    model.fit(verbose=0, callbacks=[*make_callbacks(variant, log_dir, probe), timer],
+              **fit_options)
+    return timer.seconds, time.perf_counter() - start, time.process_time() - cpu_start
+
+
+def mlp_fit(config, data, variant, log_dir):
     keras.backend.clear_session()
     keras.utils.set_random_seed(config.seed)
+    if variant == "raw_tf_function_loop":
+        return raw_loop(config, data)
     model = models.build_model(config, data.input_dim, data.n_classes)
     models.compile_model(model, config, data.n_classes)
     train, validation = datasets.make_pipelines(data, config.batch_size, config.seed)
     probe = datasets.make_probe(data, config.probe_size, config.seed)
-    timer = EpochTimer()
-    start = time.perf_counter()
-    model.fit(train, validation_data=validation, epochs=config.epochs, verbose=0, shuffle=False,
-              callbacks=[*make_callbacks(variant, log_dir, probe), timer])
-    return timer.seconds, time.perf_counter() - start
+    return timed_fit(model, variant, log_dir, probe, x=train, validation_data=validation,
+                     epochs=config.epochs, shuffle=False)
 
 
-def run_raw_loop(config, data):
+def raw_loop(config, data):
     """A hand-written loop: a compiled step per batch (a loop inside one tf.function
     over the pipeline measured ~7x slower here)."""
-    keras.backend.clear_session()
-    keras.utils.set_random_seed(config.seed)
     model = models.build_model(config, data.input_dim, data.n_classes)
     optimizer = models.make_optimizer(config)
     loss_fn = keras.losses.get(models.loss_name(data.n_classes))
@@ -94,60 +115,103 @@ def run_raw_loop(config, data):
         return tf.reduce_sum(loss_fn(y, model(x, training=False)))
 
     seconds = []
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     for _ in range(config.epochs):
         epoch_start = time.perf_counter()
         for x, y in train:
             train_step(x, y)
         sum(float(validation_step(x, y)) for x, y in validation)
         seconds.append(time.perf_counter() - epoch_start)
-    return seconds, time.perf_counter() - start
+    return seconds, time.perf_counter() - start, time.process_time() - cpu_start
 
 
-VARIANTS = ("plain_fit", "keras_tensorboard_histograms", "our_three_loggers",
-            "our_loggers_and_batch_loss", "raw_tf_function_loop")
+def convnet_fit(args, data, variant, log_dir):
+    """The convnet as `examples/convnet_digits.py` trains it (batch 128, 10% validation)."""
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(0)
+    model = convnet_digits.build_model()
+    model.compile(loss="categorical_crossentropy", optimizer="adam", metrics=["accuracy"],
+                  steps_per_execution=args.convnet_steps_per_execution)
+    x, y = data
+    return timed_fit(model, variant, log_dir, (x, y), x=x, y=y, batch_size=128,
+                     epochs=args.convnet_epochs, validation_split=0.1)
+
+
+MLP_VARIANTS = ("plain_fit", "keras_tensorboard_histograms", "our_three_loggers",
+                "our_loggers_and_batch_loss", "raw_tf_function_loop")
+CONVNET_VARIANTS = ("plain_fit", "keras_tensorboard_histograms", "our_four_loggers")
+
+
+def measure(fit, variants, repeats, root, name):
+    """Runs every variant `repeats` times, interleaved.
+
+    Returns seconds per epoch, and (wall, CPU) seconds per fit, of each variant.
+    """
+    per_epoch = {variant: [] for variant in variants}
+    per_fit = {variant: [] for variant in variants}
+    for repeat in range(repeats):
+        for variant in variants:
+            seconds, total, cpu = fit(variant, os.path.join(root, f"{name}-{variant}-{repeat}"))
+            per_epoch[variant] += seconds[1:]
+            per_fit[variant].append((total, cpu))
+            print(f"{name} repeat {repeat + 1}/{repeats} {variant:30s} fit {total:6.2f}s "
+                  f"(CPU {cpu:6.2f}s)", flush=True)
+    return per_epoch, per_fit
+
+
+def print_ratios(title, per_epoch, per_fit):
+    print(f"\n{title}")
+    columns = {
+        "median s/epoch": lambda variant: statistics.median(per_epoch[variant]),
+        "mean s/epoch": lambda variant: statistics.fmean(per_epoch[variant]),
+        "median s/fit": lambda variant: statistics.median(wall for wall, _ in per_fit[variant]),
+        "CPU s/fit": lambda variant: statistics.median(cpu for _, cpu in per_fit[variant]),
+    }
+    print(f"{'variant':30s}" + "".join(f" {name:>14s} {'ratio':>6s}" for name in columns))
+    for variant in per_epoch:
+        print(f"{variant:30s}" + "".join(
+            f" {value(variant):14.4f} {value(variant) / value('plain_fit'):6.2f}"
+            for value in columns.values()))
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workloads", nargs="+", choices=("mlp", "convnet"),
+                        default=["mlp", "convnet"])
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--dataset", default="moons")
-    parser.add_argument("--steps-per-execution", type=int, default=RunConfig().steps_per_execution)
+    parser.add_argument("--epochs", type=int, default=30, help="MLP epochs")
+    parser.add_argument("--dataset", default="moons", help="MLP dataset")
+    parser.add_argument("--steps-per-execution", type=int, default=RunConfig().steps_per_execution,
+                        help="MLP steps per execution")
+    parser.add_argument("--convnet-epochs", type=int, default=15, help="as keras-io's example")
+    parser.add_argument("--convnet-steps-per-execution", type=int, default=1,
+                        help="as keras-io's example")
     args = parser.parse_args()
-    config = RunConfig(dataset=args.dataset, activation="relu", epochs=args.epochs,
-                       steps_per_execution=args.steps_per_execution)
-    data = datasets.load_dataset(config)
-    per_epoch = {variant: [] for variant in VARIANTS}
-    per_fit = {variant: [] for variant in VARIANTS}
+    results = []
     with tempfile.TemporaryDirectory() as root:
-        for repeat in range(args.repeats):
-            for variant in VARIANTS:
-                if variant == "raw_tf_function_loop":
-                    seconds, total = run_raw_loop(config, data)
-                else:
-                    seconds, total = run_fit(config, data, variant,
-                                             os.path.join(root, f"{variant}-{repeat}"))
-                per_epoch[variant] += seconds[1:]
-                per_fit[variant].append(total)
-                print(f"repeat {repeat + 1}/{args.repeats} {variant:30s} fit {total:6.2f}s",
-                      flush=True)
-
-    steps = len(data.x_train) // config.batch_size + 1
-    print(f"\n{config.dataset}, depth {config.depth} width {config.width}, {args.epochs} epochs "
-          f"of {steps} steps, steps_per_execution={config.steps_per_execution}, "
-          f"{args.repeats} repeats, interleaved")
-    base_epoch = statistics.median(per_epoch["plain_fit"])
-    base_mean = statistics.fmean(per_epoch["plain_fit"])
-    base_fit = statistics.median(per_fit["plain_fit"])
-    print(f"{'variant':30s} {'median s/epoch':>14s} {'ratio':>6s} {'mean s/epoch':>12s} "
-          f"{'ratio':>6s} {'median s/fit':>12s} {'ratio':>6s}")
-    for variant in VARIANTS:
-        epoch = statistics.median(per_epoch[variant])
-        mean = statistics.fmean(per_epoch[variant])
-        fit = statistics.median(per_fit[variant])
-        print(f"{variant:30s} {epoch:14.4f} {epoch / base_epoch:6.2f} {mean:12.4f} "
-              f"{mean / base_mean:6.2f} {fit:12.2f} {fit / base_fit:6.2f}")
+        if "mlp" in args.workloads:
+            config = RunConfig(dataset=args.dataset, activation="relu", epochs=args.epochs,
+                               steps_per_execution=args.steps_per_execution)
+            data = datasets.load_dataset(config)
+            steps = len(data.x_train) // config.batch_size + 1
+            title = (f"mlp: {config.dataset}, depth {config.depth} width {config.width}, "
+                     f"{args.epochs} epochs of {steps} steps, steps_per_execution="
+                     f"{config.steps_per_execution}, {args.repeats} repeats, interleaved")
+            results.append((title, *measure(
+                lambda variant, log_dir: mlp_fit(config, data, variant, log_dir),
+                MLP_VARIANTS, args.repeats, root, "mlp")))
+        if "convnet" in args.workloads:
+            data = convnet_digits.load_data()
+            steps = -(-int(len(data[0]) * 0.9) // 128)
+            title = (f"convnet: keras-io's on digits, {args.convnet_epochs} epochs of {steps} "
+                     f"steps (batch 128), steps_per_execution="
+                     f"{args.convnet_steps_per_execution}, probe 256 examples, "
+                     f"{args.repeats} repeats, interleaved")
+            results.append((title, *measure(
+                lambda variant, log_dir: convnet_fit(args, data, variant, log_dir),
+                CONVNET_VARIANTS, args.repeats, root, "convnet")))
+    for title, per_epoch, per_fit in results:
+        print_ratios(title, per_epoch, per_fit)
 
 
 if __name__ == "__main__":

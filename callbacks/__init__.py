@@ -6,7 +6,8 @@ They import nothing from `reproduce`, so they work on any Keras model:
 - `GradientLogger`: per-variable gradients and norms on a probe batch,
 - `WeightLogger`: per-variable weights, norms and relative updates,
 - `ActivationLogger`: per-layer z, f(z), f'(z), dLoss/df(z), dead and
-  saturated fractions on a probe batch.
+  saturated fractions on a probe batch,
+- `make_loggers`: all four, sharing one probe.
 
 The classes are imported on first use, so that `callbacks.tags` (used by the
 readers) does not pull in TensorFlow.
@@ -20,6 +21,7 @@ _MODULES = {
     "GradientLogger": "callbacks.gradient_logger",
     "ProbeLogger": "callbacks.probe_logger",
     "WeightLogger": "callbacks.weight_logger",
+    "make_loggers": "callbacks.loggers",
     "make_probe": "callbacks.probe",
 }
 

@@ -8,7 +8,7 @@ import os
 import keras
 import tensorflow as tf
 
-from callbacks import tags
+from callbacks import losses, tags
 from callbacks.event_writer import EventWriter
 
 
@@ -27,9 +27,15 @@ class BatchLossLogger(keras.callbacks.Callback):
     so it also works in an XLA-compiled (`jit_compile=True`) step, where
     summary ops cannot run.
 
+    Works on any model whose train step calls `compute_loss`, as Keras's own
+    does (Sequential, functional, subclassed, several outputs).
+
     Args:
         log_dir: run folder; scalars go to `<log_dir>/train`, the folder
             Keras's `TensorBoard` callback writes training summaries to.
+
+    Raises:
+        ValueError: `log_dir` is empty.
 
     Example:
 
@@ -79,12 +85,11 @@ class BatchLossLogger(keras.callbacks.Callback):
         original = model.compute_loss
 
         def compute_loss(x=None, y=None, y_pred=None, sample_weight=None, training=True):
-            loss = original(x, y, y_pred, sample_weight, training=training)
+            loss = losses.compute_loss(original, x, y, y_pred, sample_weight, training)
             if training and loss is not None:
-                replicas = tf.distribute.get_strategy().num_replicas_in_sync
-                value = tf.cast(loss, tf.float32) * replicas  # undo Keras's per-replica scaling
                 index = tf.reshape(tf.cast(iterations % capacity, tf.int32), [1, 1])
-                buffer.assign(tf.tensor_scatter_nd_update(buffer, index, tf.reshape(value, [1])))
+                value = tf.reshape(losses.unscaled(loss), [1])
+                buffer.assign(tf.tensor_scatter_nd_update(buffer, index, value))
             return loss
 
         model.compute_loss = compute_loss

@@ -12,18 +12,24 @@ class GradientLogger(ProbeLogger):
     """Logs the gradient of the loss on a probe batch for every trainable variable.
 
     Writes, into `<log_dir>/train`, for each trainable variable with
-    `key = variable.path` (e.g. `dense_1/kernel`):
+    `key = variable.path` (e.g. `dense_1/kernel`, `encoder/conv1d/kernel`):
 
     - histogram `gradients/<key>`: the entries of dLoss/dW,
     - scalar `gradient_norm/<key>`: its L2 norm,
 
-    and the scalar `gradient_norm/global` over all variables. The loss is the
-    model's compiled loss on the probe in inference mode, so the values are
-    comparable across steps and across models. Logs happen at step 0, every
-    `every_n_steps` optimizer steps and at the end of training; the value at
-    step k describes the weights after k updates.
+    and the scalar `gradient_norm/global` over all variables. The loss is
+    exactly the one `fit` minimises, on the probe: `model.compute_loss`, i.e.
+    the compiled losses with their weights plus `model.losses`
+    (regularisation), in inference mode (Dropout off, BatchNorm on its moving
+    statistics), so the values are comparable across steps and across
+    models. A variable the loss does not depend on has a zero gradient. Logs
+    happen at step 0, every `every_n_steps` optimizer steps and at the end of
+    training; the value at step k describes the weights after k updates.
 
     Args: see `ProbeLogger`.
+
+    Raises:
+        ValueError: see `ProbeLogger`.
 
     Example:
 
@@ -37,16 +43,20 @@ class GradientLogger(ProbeLogger):
 
     def _prepare(self, model):
         self._variables = list(model.trainable_variables)
-        keys = [tags.variable_key(variable) for variable in self._variables]
+
+    def _tags(self):
+        keys = tags.variable_keys(self._variables)
         scalar_tags = [tags.tag(tags.GRADIENT_NORM, key) for key in keys]
         return scalar_tags + [tags.GLOBAL_GRADIENT_NORM], [tags.tag(tags.GRADIENTS, key)
                                                            for key in keys]
 
     def _compute(self):
-        model = self.model
         with tf.GradientTape() as tape:
-            loss = self._probe_loss(model, model(self.probe_x, training=False))
-        flat = summaries.Flat.of(tape.gradient(loss, self._variables))
-        gradient_norms = flat.norms()
+            loss = self._probe_loss(self._forward())
+        gradients = tape.gradient(loss, self._variables,
+                                  unconnected_gradients=tf.UnconnectedGradients.ZERO)
+        # An embedding's gradient comes as IndexedSlices.
+        gradients = [tf.convert_to_tensor(gradient) for gradient in gradients]
+        gradient_norms = summaries.Flat.of(gradients).norms()
         return (tf.concat([gradient_norms, [tf.norm(gradient_norms)]], 0),
-                flat.histograms(self.histogram_buckets))
+                summaries.histograms(gradients, self.histogram_buckets))

@@ -10,6 +10,7 @@ them as events in one go.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 
@@ -17,8 +18,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from callbacks import losses
 from callbacks.event_writer import EventWriter
-from callbacks.probe import DEFAULT_PROBE_SIZE, make_probe
+from callbacks.probe import DEFAULT_PROBE_SIZE, Probe, flatten, map_structure, read_probe
 
 DEFAULT_BUCKETS = 30  # TensorBoard's own default
 LOGS_PER_RUN = 20  # target of the automatic frequency, besides step 0 and the end
@@ -34,20 +36,40 @@ def _check_positive_int(name, value, allow_none=False):
 class ProbeLogger(keras.callbacks.Callback):
     """Base class of the callbacks that log values computed on a probe batch.
 
+    Works on any Keras model: Sequential, functional or subclassed (built or
+    not when `fit` starts: an unbuilt model is built by calling it on one
+    probe example), nested, with several inputs or outputs and `None`
+    dimensions. Values that involve the loss use exactly the loss `fit`
+    minimises, `model.compute_loss`: the compiled losses with their weights
+    plus `model.losses` (regularisation), with the probe's sample weights,
+    in inference mode (Dropout off, BatchNorm on its moving statistics).
+    Computing them updates none of the model's metrics.
+
     Args:
         log_dir: run folder; summaries go to `<log_dir>/train`, where Keras's
             `TensorBoard` callback writes its training summaries.
-        probe: `(x, y)` arrays, `y` as the loss expects. When longer than
-            `probe_size`, `probe_size` examples are chosen with `seed`, so
-            passing the training set gives the default probe.
+        probe: the probe batch, as `fit` takes data: `(x, y)` or
+            `(x, y, sample_weight)`, each an array or a list, tuple or dict of
+            arrays (`y` as the loss expects), or a `tf.data.Dataset` yielding
+            such batches. Of arrays longer than `probe_size`, `probe_size`
+            examples are chosen with `seed`, so passing the training set gives
+            the default probe; of a dataset, the first `probe_size` examples
+            are taken once, when the logger is created.
         every_n_steps: optimizer steps between logs. `None` picks about
             twenty logs over the run. With `steps_per_execution > 1` a log
             happens at the first batch end at or after each multiple, and is
             stamped with the true optimizer step.
         histogram_buckets: buckets per histogram summary.
         probe_size: largest probe batch kept from `probe`.
-        seed: chooses the probe examples.
+        seed: chooses the probe examples kept from arrays.
+
+    Raises:
+        ValueError: an argument is invalid (the message names the value
+            received); at `fit`, the probe's examples do not have the shape
+            the model's inputs expect.
     """
+
+    _uses_loss = True  # whether `_compute` evaluates the loss on the probe
 
     def __init__(
         self,
@@ -67,32 +89,20 @@ class ProbeLogger(keras.callbacks.Callback):
         self.log_dir = os.fspath(log_dir)
         self.every_n_steps = every_n_steps
         self.histogram_buckets = int(histogram_buckets)
-        self.probe_x, self.probe_y = self._validate_probe(probe, probe_size, seed)
+        self.probe = read_probe(probe, probe_size, seed)
         self._writer = None
         self._function = None
         self._every = None
         self._next_step = None
         self._last_logged_step = None
 
-    @staticmethod
-    def _validate_probe(probe, probe_size, seed):
-        if not isinstance(probe, (tuple, list)) or len(probe) != 2:
-            raise ValueError(
-                "`probe` must be a pair (x, y) of arrays, received: "
-                f"{type(probe).__name__}"
-            )
-        x, y = (np.asarray(part) for part in probe)
-        if x.ndim < 2 or len(x) == 0:
-            raise ValueError(
-                "`probe` x must have shape (examples, features...) with at least one "
-                f"example, received shape {x.shape}"
-            )
-        if y.ndim < 1 or len(y) != len(x):
-            raise ValueError(
-                f"`probe` x and y must hold the same number of examples, received "
-                f"x shape {x.shape} and y shape {y.shape}"
-            )
-        return make_probe(x, y, probe_size, seed)
+    @property
+    def probe_x(self):
+        return self.probe.x
+
+    @property
+    def probe_y(self):
+        return self.probe.y
 
     @property
     def _train_writer(self) -> EventWriter:
@@ -102,12 +112,13 @@ class ProbeLogger(keras.callbacks.Callback):
         return self._writer
 
     def _check_probe_fits(self, model):
-        expected = tuple(model.inputs[0].shape[1:]) if getattr(model, "inputs", None) else None
-        if expected is not None and tuple(self.probe_x.shape[1:]) != expected:
-            raise ValueError(
-                f"`probe` x has example shape {tuple(self.probe_x.shape[1:])} but "
-                f"{model.name} expects {expected}"
-            )
+        for name, array, expected in _probe_inputs(model, self.probe.x):
+            shape = tuple(array.shape[1:])
+            if len(shape) != len(expected) or any(
+                    want is not None and got != want for got, want in zip(shape, expected)):
+                raise ValueError(
+                    f"`probe` {name} has example shape {shape} but {model.name} expects "
+                    f"{expected}")
 
     def _resolve_every(self) -> int:
         if self.every_n_steps is not None:
@@ -121,11 +132,17 @@ class ProbeLogger(keras.callbacks.Callback):
         return int(self.model.optimizer.iterations.numpy())
 
     def on_train_begin(self, logs=None):
-        self._check_probe_fits(self.model)
+        model = self.model
+        self._check_probe_fits(model)
         self._every = self._resolve_every()
         self._last_logged_step = None
-        self._scalar_tags, self._histogram_tags = self._prepare(self.model)
-        self._function = tf.function(self._compute, autograph=False)
+        self._tensors = _to_tensors(self.probe)
+        self._build(model)
+        self._prepare(model)
+        # Traced once per fit; the model's metrics are left as they are (see `_frozen_metrics`).
+        with _frozen_metrics(model):
+            self._function = tf.function(self._compute, autograph=False).get_concrete_function()
+        self._scalar_tags, self._histogram_tags = self._tags()
         step = self._current_step()
         self._log(step)
         self._next_step = (step // self._every + 1) * self._every
@@ -142,7 +159,7 @@ class ProbeLogger(keras.callbacks.Callback):
             self._log(step)
         if self._writer is not None:
             self._writer.close()  # a later fit writes a new file and leaves this one intact
-        self._function = None
+        self._function = self._tensors = None
 
     def _log(self, step: int) -> None:
         scalar_values, histogram_values = (tensor.numpy() for tensor in self._function())
@@ -155,21 +172,114 @@ class ProbeLogger(keras.callbacks.Callback):
         """Whether to write `scalar_tag` in the log being written."""
         return True
 
-    def _prepare(self, model) -> tuple[list[str], list[str]]:
-        """Sets up per-fit state; returns the scalar and histogram tags `_compute` fills."""
+    def _build(self, model):
+        """Builds the model and its compiled loss with one eager pass on one probe example.
+
+        Without a distribution strategy, `fit` builds them only when it traces
+        its first step, after `on_train_begin`. Building here keeps the probe
+        function from creating the compiled loss's metrics while it is traced;
+        the one update this pass makes to them is reset by `fit` before the
+        first epoch.
+        """
+        if model.built and not self._uses_loss:
+            return
+        x, y, sample_weight = (map_structure(lambda tensor: tensor[:1], part)
+                               for part in self._tensors)
+        with model.distribute_strategy.scope():
+            y_pred = _call(model, x)
+            if self._uses_loss:
+                losses.compute_loss(model.compute_loss, x, y, y_pred, sample_weight,
+                                    training=False)
+
+    def _prepare(self, model) -> None:
+        """Sets up per-fit state before `_compute` is traced."""
+        raise NotImplementedError
+
+    def _tags(self) -> tuple[list[str], list[str]]:
+        """The scalar and histogram tags `_compute` fills, in order; asked after tracing."""
         raise NotImplementedError
 
     def _compute(self):
         """Returns (scalars of shape (T,), histograms of shape (S, k, 3)) for one log.
 
-        Traced once per fit, without autograph; the order matches the tags
-        `_prepare` returned.
+        Traced once per fit, without autograph; the order matches `_tags()`.
         """
         raise NotImplementedError
 
-    def _probe_loss(self, model, y_pred):
-        """The compiled loss on the probe, unscaled from any distribution strategy."""
-        loss = model.compute_loss(
-            x=self.probe_x, y=self.probe_y, y_pred=y_pred, sample_weight=None, training=False)
-        replicas = tf.distribute.get_strategy().num_replicas_in_sync
-        return tf.cast(loss, tf.float32) * replicas
+    def _forward(self):
+        """The model's predictions on the probe, in inference mode."""
+        return _call(self.model, self._tensors[0])
+
+    def _probe_loss(self, y_pred):
+        """The loss `fit` minimises, on the probe, unscaled from any distribution strategy."""
+        _, y, sample_weight = self._tensors
+        return losses.unscaled(losses.compute_loss(
+            self.model.compute_loss, self._tensors[0], y, y_pred, sample_weight, training=False))
+
+
+def _call(model, x):
+    # Keras's train step passes `training` only to models whose `call` accepts it.
+    if getattr(model, "_call_has_training_arg", True):
+        return model(x, training=False)
+    return model(x)
+
+
+def _to_tensors(probe: Probe):
+    """x, y and sample_weight as tensors, floats in Keras's float type as `fit` makes them.
+
+    Eager tensors are captured by the traced function as inputs rather than
+    embedded as graph constants, which keeps large probes out of the graph.
+    """
+    def convert(array):
+        if np.issubdtype(array.dtype, np.floating):
+            return tf.convert_to_tensor(array, keras.backend.floatx())
+        return tf.convert_to_tensor(array)
+
+    return tuple(map_structure(convert, part)
+                 for part in (probe.x, probe.y, probe.sample_weight))
+
+
+def _probe_inputs(model, x):
+    """Yields (name, probe array, expected example shape) for the inputs the model declares.
+
+    Only functional and Sequential models declare inputs; x is matched to
+    them by position (an array or list) or by input name (a dict). What
+    cannot be matched is left for the model's own call to check.
+    """
+    try:
+        inputs = list(model.inputs or [])
+    except (AttributeError, ValueError):  # subclassed, or a Sequential not built yet
+        return
+    if isinstance(x, dict):
+        by_name = {tensor.name: tensor for tensor in inputs}
+        pairs = [(f"x[{key!r}]", array, by_name.get(key)) for key, array in x.items()]
+    else:
+        leaves = flatten(x, "x")
+        if len(leaves) != len(inputs):
+            return
+        pairs = [(name, array, tensor) for (name, array), tensor in zip(leaves, inputs)]
+    for name, array, tensor in pairs:
+        if tensor is not None and hasattr(array, "shape"):
+            yield name, array, tuple(tensor.shape[1:])
+
+
+@contextlib.contextmanager
+def _frozen_metrics(model):
+    """Within: the model's metrics ignore updates.
+
+    `compute_loss` updates the compiled loss's per-output metrics (and an
+    override may update its own); the probe function is traced here, so its
+    loss leaves them as `fit` computes them.
+    """
+    metrics = [metric for metric in model.metrics if "update_state" not in vars(metric)]
+    for metric in metrics:
+        object.__setattr__(metric, "update_state", _ignore)
+    try:
+        yield
+    finally:
+        for metric in metrics:
+            object.__delattr__(metric, "update_state")
+
+
+def _ignore(*args, **kwargs):
+    return None

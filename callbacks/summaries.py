@@ -1,9 +1,13 @@
-"""Summary values for many tensors at once, in a few graph ops.
+"""Summary values for many tensors at once, in few graph ops and few passes over the data.
 
-Each graph op costs about a millisecond to trace here and tens of
-microseconds to run, so a logger's tensors are flattened once into one vector
-with a segment id per tensor, and every per-tensor statistic (histogram
-buckets, norms, extremes) is a segment reduction over that vector.
+Graph ops cost about a millisecond each to trace here and tens of
+microseconds to run, while a convnet's activations on a probe hold millions
+of entries. Norms of many tensors, and histograms of small ones, are
+therefore segment reductions over the tensors flattened into one vector
+(`Flat`), a fixed number of ops however many tensors; a large tensor's
+histogram takes three passes with TensorFlow's fixed-width histogram kernel.
+No graph constant grows with the tensors' sizes: large constants make graphs
+slow to build and optimise.
 """
 
 from __future__ import annotations
@@ -19,56 +23,127 @@ class Flat:
     """Tensors flattened into one float32 vector; `segments` says which tensor each entry is."""
 
     values: tf.Tensor
-    segments: tf.Tensor  # int32, same length as `values`
+    segments: tf.Tensor  # int32, same length as `values`, sorted
     count: int  # number of tensors
 
     @classmethod
     def of(cls, tensors) -> "Flat":
-        """Flattens `tensors` (static shapes) in order."""
-        parts = [tf.reshape(tensor if tensor.dtype == tf.float32 else tf.cast(tensor, tf.float32),
-                            [-1]) for tensor in tensors]
-        sizes = [int(np.prod(tensor.shape)) for tensor in tensors]
-        segments = tf.constant(np.repeat(np.arange(len(tensors)), sizes), tf.int32)
-        return cls(tf.concat(parts, 0) if len(parts) > 1 else parts[0], segments, len(tensors))
+        """Flattens `tensors` in order (sizes known when traced, or computed when not)."""
+        parts = [_flat_float32(tensor) for tensor in tensors]
+        values = tf.concat(parts, 0) if len(parts) > 1 else parts[0]
+        return cls(values, _segment_ids(parts), len(parts))
 
     def with_values(self, values) -> "Flat":
         """The same layout holding other values (e.g. a difference of two flats)."""
         return Flat(values, self.segments, self.count)
 
-    def segment_max(self, values=None):
-        # The segments are sorted, and sorted segment ops are several times faster.
-        return tf.math.segment_max(self.values if values is None else values, self.segments)
-
     def norms(self):
         """The L2 norm of each tensor, shape (count,)."""
         return tf.sqrt(tf.math.segment_sum(tf.square(self.values), self.segments))
 
-    def histograms(self, bucket_count: int):
-        """TensorBoard's histogram of each tensor: float64, shape (count, bucket_count, 3).
 
-        As `tf.summary.histogram`: buckets split [min, max] evenly, the last
-        one closed; a constant tensor gives buckets with left = right = its
-        value and the whole count in the last one.
-        """
-        low = tf.math.segment_min(self.values, self.segments)
-        high = self.segment_max()
-        spread = high - low
-        varied = spread > 0
-        # index = floor(x * slope + intercept) per tensor; a constant tensor gets slope 0
-        # and the last bucket. One gather of both: gathers cost ~10 ns per entry here.
-        slope = tf.where(varied, bucket_count / tf.where(varied, spread, 1.0), 0.0)
-        intercept = tf.where(varied, -low * slope, bucket_count - 1.0)
-        entry_slope, entry_intercept = tf.unstack(
-            tf.gather(tf.stack([slope, intercept], axis=1), self.segments), axis=1)
-        index = tf.cast(tf.floor(self.values * entry_slope + entry_intercept), tf.int32)
-        # Rounding can push the extremes one bucket out: clamp them back.
-        keys = self.segments * bucket_count + tf.clip_by_value(index, 0, bucket_count - 1)
-        counts = tf.math.unsorted_segment_sum(tf.ones_like(self.values), keys,
-                                              self.count * bucket_count)
-        low, high, spread = (tf.cast(value, tf.float64) for value in (low, high, spread))
-        offsets = tf.constant(np.arange(bucket_count + 1)[None, :], tf.float64)
-        edges = tf.where(varied[:, None], low[:, None] + offsets * (spread / bucket_count)[:, None],
-                         high[:, None])
-        edges = tf.concat([edges[:, :-1], high[:, None]], axis=1)
-        counts = tf.cast(tf.reshape(counts, [self.count, bucket_count]), tf.float64)
-        return tf.stack([edges[:, :-1], edges[:, 1:], counts], axis=2)
+SMALL = 1 << 16  # entries up to which a tensor's histogram is computed with the others
+
+
+def histograms(tensors, bucket_count: int):
+    """TensorBoard's histogram of each tensor: float64, shape (len(tensors), bucket_count, 3).
+
+    As `tf.summary.histogram`: buckets split [min, max] evenly, the last one
+    closed; a constant tensor gives buckets with left = right = its value
+    and the whole count in the last one. A tensor with a NaN or infinite
+    entry gets NaN edges (its counts still add up to its size).
+
+    Small tensors are flattened together and bucketed in a fixed number of
+    ops (cheap to trace); each large one gets TensorFlow's fixed-width
+    histogram kernel (three passes over it, where a gather per entry would
+    cost ~20 ns).
+    """
+    parts = [_flat_float32(tensor) for tensor in tensors]
+    small = [index for index, part in enumerate(parts)
+             if part.shape.num_elements() is not None and part.shape.num_elements() <= SMALL]
+    large = [index for index in range(len(parts)) if index not in small]
+    groups = [(small, _histograms_together), (large, _histograms_apart)]
+    results = [(indices, compute([parts[index] for index in indices], bucket_count))
+               for indices, compute in groups if indices]
+    if len(results) == 1:
+        return results[0][1]
+    rows = {}
+    for indices, result in results:
+        rows.update(zip(indices, tf.unstack(result, num=len(indices))))
+    return tf.stack([rows[index] for index in range(len(parts))])
+
+
+def _histograms_together(parts, bucket_count):
+    flat = Flat(tf.concat(parts, 0) if len(parts) > 1 else parts[0], _segment_ids(parts),
+                len(parts))
+    low = tf.math.segment_min(flat.values, flat.segments)
+    high = tf.math.segment_max(flat.values, flat.segments)  # both skip NaN
+    finite = tf.math.segment_min(tf.cast(tf.math.is_finite(flat.values), tf.int32),
+                                 flat.segments) > 0
+    varied = finite & (high > low)
+    # index = floor(x * slope + intercept) per tensor; a constant or non-finite tensor gets
+    # slope 0 and the last bucket. One gather of both for every entry.
+    slope = tf.where(varied, bucket_count / tf.where(varied, high - low, 1.0), 0.0)
+    intercept = tf.where(varied, -low * slope, bucket_count - 1.0)
+    entry_slope, entry_intercept = tf.unstack(
+        tf.gather(tf.stack([slope, intercept], axis=1), flat.segments), axis=1)
+    index = tf.cast(tf.floor(flat.values * entry_slope + entry_intercept), tf.int32)
+    # Rounding can push the extremes one bucket out, and NaN gives any index: clamp them back.
+    keys = flat.segments * bucket_count + tf.clip_by_value(index, 0, bucket_count - 1)
+    counts = tf.math.bincount(keys, minlength=flat.count * bucket_count,
+                              maxlength=flat.count * bucket_count, dtype=tf.float64)
+    return _with_edges(tf.reshape(counts, [flat.count, bucket_count]), low, high, finite)
+
+
+def _histograms_apart(parts, bucket_count):
+    # reduce_min/max propagate NaN, so a finite range means finite entries.
+    low = tf.stack([tf.reduce_min(part) for part in parts])
+    high = tf.stack([tf.reduce_max(part) for part in parts])
+    finite = tf.math.is_finite(low) & tf.math.is_finite(high)
+    varied = finite & (high > low)
+    # The kernel wants an increasing range and no NaN: a constant tensor's range ends at its
+    # value and a non-finite tensor is counted as zeros in [-1, 0], both in the last bucket.
+    start = tf.where(varied, low, tf.where(finite, low - tf.abs(low) - 1.0, -1.0))
+    end = tf.where(finite, high, 0.0)
+    ranges = tf.unstack(tf.stack([start, end], axis=1), num=len(parts))
+    counts = tf.stack([
+        tf.histogram_fixed_width(tf.where(part_finite, part, 0.0), value_range,
+                                 nbins=bucket_count)
+        for part, part_finite, value_range in zip(parts, tf.unstack(finite, num=len(parts)),
+                                                  ranges)])
+    return _with_edges(tf.cast(counts, tf.float64), low, high, finite)
+
+
+def _with_edges(counts, low, high, finite):
+    """[left, right, count] buckets from each tensor's counts and range."""
+    bucket_count = counts.shape[1]
+    low, high = (tf.cast(tf.where(finite, value, np.nan), tf.float64) for value in (low, high))
+    spread = high - low
+    offsets = tf.constant(np.arange(bucket_count + 1)[None, :], tf.float64)
+    edges = tf.where((spread > 0)[:, None],
+                     low[:, None] + offsets * (spread / bucket_count)[:, None], high[:, None])
+    edges = tf.concat([edges[:, :-1], high[:, None]], axis=1)
+    return tf.stack([edges[:, :-1], edges[:, 1:], counts], axis=2)
+
+
+def _flat_float32(tensor):
+    tensor = tf.convert_to_tensor(tensor)
+    return tf.reshape(tensor if tensor.dtype == tf.float32 else tf.cast(tensor, tf.float32), [-1])
+
+
+def _segment_ids(parts):
+    """0 for the entries of the first part, 1 for the second's, ...; built in the graph.
+
+    A constant of one id per entry would be as large as the data; the ids
+    are the running sum of a vector marking where each part starts.
+    """
+    sizes = [part.shape.num_elements() for part in parts]
+    if None in sizes:
+        return tf.repeat(tf.range(len(parts)), [tf.size(part) for part in parts])
+    total = sum(sizes)
+    starts = np.cumsum(sizes)[:-1]
+    starts = starts[starts < total]  # trailing empty parts start past the end
+    if not len(starts):
+        return tf.zeros([total], tf.int32)
+    marks = tf.scatter_nd(starts[:, None], tf.ones([len(starts)], tf.int32), [total])
+    return tf.cumsum(marks)

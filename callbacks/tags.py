@@ -23,6 +23,20 @@ def variable_key(variable) -> str:
     return variable.path.replace(":", "_")
 
 
+def variable_keys(variables) -> list[str]:
+    """`variable_key` of each variable; a path seen before gets `_2`, `_3`, ... appended."""
+    return unique([variable_key(variable) for variable in variables])
+
+
+def unique(keys) -> list[str]:
+    """`keys` with repeats told apart by a suffix: `a, a, b` gives `a, a_2, b`."""
+    seen, result = {}, []
+    for key in keys:
+        seen[key] = seen.get(key, 0) + 1
+        result.append(key if seen[key] == 1 else f"{key}_{seen[key]}")
+    return result
+
+
 def tag(kind: str, key: str) -> str:
     """Returns the tag `<kind>/<key>`, e.g. `tag(GRADIENTS, "dense_1/kernel")`."""
     return f"{kind}/{key}"

@@ -12,6 +12,8 @@ from callbacks.probe_logger import ProbeLogger
 class WeightLogger(ProbeLogger):
     """Logs every trainable variable's values, norm and relative update.
 
+    Works on any model, as `ProbeLogger` says; recurrent layers included.
+
     Writes, into `<log_dir>/train`, for each trainable variable with
     `key = variable.path`:
 
@@ -21,9 +23,13 @@ class WeightLogger(ProbeLogger):
       two consecutive logs (from the second log of a `fit` on).
 
     The probe batch is not needed for weights; it is accepted so that all
-    three loggers share one schedule and signature.
+    three loggers share one schedule and signature (an unbuilt model is built
+    on it).
 
     Args: see `ProbeLogger`.
+
+    Raises:
+        ValueError: see `ProbeLogger`.
 
     Example:
 
@@ -32,26 +38,32 @@ class WeightLogger(ProbeLogger):
     ```
     """
 
+    _uses_loss = False
+
     def _prepare(self, model):
         self._variables = list(model.trainable_variables)
         size = sum(int(np.prod(variable.shape)) for variable in self._variables)
         # The previous log's weights, flattened like `summaries.Flat.of(variables)`.
         self._previous = tf.Variable(tf.zeros([size], tf.float32), trainable=False)
         self._logs_written = 0
-        keys = [tags.variable_key(variable) for variable in self._variables]
+
+    def _tags(self):
+        keys = tags.variable_keys(self._variables)
         self._ratio_tags = {tags.tag(tags.UPDATE_RATIO, key) for key in keys}
         scalar_tags = [tags.tag(tags.WEIGHT_NORM, key) for key in keys]
         scalar_tags += [tags.tag(tags.UPDATE_RATIO, key) for key in keys]
         return scalar_tags, [tags.tag(tags.WEIGHTS, key) for key in keys]
 
     def _compute(self):
-        flat = summaries.Flat.of([tf.convert_to_tensor(variable) for variable in self._variables])
+        weights = [tf.convert_to_tensor(variable) for variable in self._variables]
+        flat = summaries.Flat.of(weights)
         previous = tf.convert_to_tensor(self._previous)
         ratios = tf.math.divide_no_nan(flat.with_values(flat.values - previous).norms(),
                                        flat.with_values(previous).norms())
         with tf.control_dependencies([ratios]):
             self._previous.assign(flat.values)
-        return (tf.concat([flat.norms(), ratios], 0), flat.histograms(self.histogram_buckets))
+        return (tf.concat([flat.norms(), ratios], 0),
+                summaries.histograms(weights, self.histogram_buckets))
 
     def _log(self, step):
         super()._log(step)

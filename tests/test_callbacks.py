@@ -3,13 +3,15 @@
 import subprocess
 import sys
 import textwrap
+import warnings
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from callbacks import ActivationLogger, BatchLossLogger, GradientLogger, WeightLogger, tags
+from callbacks import (ActivationLogger, BatchLossLogger, GradientLogger, WeightLogger,
+                       summaries, tags)
 from reproduce import events
 from reproduce.config import TEST_CONFIG
 from reproduce.train import train
@@ -197,17 +199,18 @@ def _toy_data(count=32):
     return x, (x[:, :1] > 0).astype("float32")
 
 
-def test_activation_logger_handles_dense_with_own_activation_and_skips_others(tmp_path):
+def test_activation_logger_logs_dense_and_conv_layers_with_their_own_activation(tmp_path):
     keras.utils.set_random_seed(0)
     model = _small_model()
     x, y = _toy_data()
-    with pytest.warns(UserWarning, match=r"cannot log layers conv; skipped"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # every layer is supported: no warning
         model.fit(x, y, epochs=1, batch_size=8, verbose=0,
                   callbacks=[ActivationLogger(tmp_path, probe=(x, y))])
     train_events = events.read_events(tmp_path / "train")
     assert set(train_events.histograms) == {
-        f"{kind}/hidden" for kind in ("preactivations", "activations", "activation_derivative",
-                                      "backprop_gradients")}
+        f"{kind}/{layer}" for kind in ("preactivations", "activations", "activation_derivative",
+                                       "backprop_gradients") for layer in ("hidden", "conv")}
     layer = model.get_layer("hidden")
     z = x @ layer.kernel.numpy() + layer.bias.numpy()
     histogram = train_events.histograms["preactivations/hidden"].at(4)
@@ -215,6 +218,12 @@ def test_activation_logger_handles_dense_with_own_activation_and_skips_others(tm
                                rtol=1e-5)
     assert train_events.scalars["dead_fraction/hidden"].at(4) == pytest.approx(
         np.mean(np.all(z <= 0, axis=0)))
+    conv = model.get_layer("conv")
+    conv_z = keras.ops.conv(np.maximum(z, 0)[:, :, None], conv.kernel) + conv.bias
+    histogram = train_events.histograms["preactivations/conv"].at(4)
+    assert histogram[:, 2].sum() == conv_z.shape[0] * 3 * 2
+    np.testing.assert_allclose([histogram[0, 0], histogram[-1, 1]],
+                               [np.min(conv_z), np.max(conv_z)], rtol=1e-5)
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -225,6 +234,16 @@ def test_activation_logger_handles_dense_with_own_activation_and_skips_others(tm
     ({"probe": (np.zeros((4, 3)), np.zeros((5, 1)))},
      r"same number of examples.*\(4, 3\).*\(5, 1\)"),
     ({"probe": (np.zeros(4), np.zeros(4))}, r"shape \(examples, features...\)"),
+    ({"probe": np.zeros((4, 3))}, r"received: ndarray of shape \(4, 3\)"),
+    ({"probe": {"x": np.zeros((4, 3))}}, r"must be a pair.*received: dict with keys \['x'\]"),
+    ({"probe": iter([(np.zeros((4, 3)), np.zeros(4))])}, r"received: list_iterator"),
+    ({"probe": (np.zeros((4, 3)), None)}, r"`y` is needed for the loss, received y=None"),
+    ({"probe": ({"a": np.zeros((4, 3))}, [np.zeros((4, 1)), np.zeros((5, 1))])},
+     r"same number of examples, received x\['a'\] shape \(4, 3\) and y\[1\] shape \(5, 1\)"),
+    ({"probe": tf.data.Dataset.from_tensor_slices(np.zeros((4, 3))).batch(2)},
+     r"dataset must yield batches \(x, y\).*received an element: ndarray of shape \(2, 3\)"),
+    ({"probe": tf.data.Dataset.from_tensor_slices((np.zeros((0, 3)), np.zeros(0))).batch(2)},
+     r"dataset yielded no example"),
 ])
 def test_invalid_arguments_fail_early(kwargs, message):
     arguments = {"log_dir": "unused", "probe": _toy_data(), **kwargs}
@@ -240,6 +259,27 @@ def test_probe_of_wrong_feature_shape_is_refused_at_fit(tmp_path):
         model.fit(x, y, epochs=1, verbose=0, callbacks=[
             GradientLogger(tmp_path, probe=(np.zeros((8, 4)), y[:8]))])
     assert not (tmp_path / "train").exists()
+
+
+def test_probe_of_nested_arrays_keeps_the_same_examples_of_every_array():
+    x, y = _toy_data(100)
+    logger = GradientLogger("unused", probe=({"a": x, "b": [x * 2]}, (y, y * 3), y[:, 0] + 1),
+                            probe_size=10, seed=1)
+    probe = logger.probe
+    np.testing.assert_array_equal(probe.x["b"][0], 2 * probe.x["a"])
+    np.testing.assert_array_equal(probe.y[1], 3 * probe.y[0])
+    np.testing.assert_array_equal(probe.sample_weight, probe.y[0][:, 0] + 1)
+    np.testing.assert_array_equal(probe.x["a"], GradientLogger(
+        "unused", probe=(x, y), probe_size=10, seed=1).probe_x)
+
+
+def test_probe_of_a_dataset_takes_its_first_examples_across_batches():
+    x, y = _toy_data(20)
+    dataset = tf.data.Dataset.from_tensor_slices(({"a": x}, y)).batch(6)
+    probe = GradientLogger("unused", probe=dataset, probe_size=14).probe
+    np.testing.assert_array_equal(probe.x["a"], x[:14])
+    np.testing.assert_array_equal(probe.y, y[:14])
+    assert probe.sample_weight is None
 
 
 def test_probe_longer_than_probe_size_is_subsampled_by_seed():
@@ -332,18 +372,31 @@ def test_histograms_match_tensorboard_reference_implementation():
     from tensorboard.plugins.histogram import summary_v2
     from tensorboard.util import tensor_util
 
-    from callbacks import summaries
-
     rng = np.random.default_rng(0)
     tensors = [rng.normal(size=(256, 32)), rng.uniform(-3, 5, size=(7,)),
-               np.full((4, 5), 1.0), rng.exponential(size=(33, 2)), np.array([-2.5])]
-    flat = summaries.Flat.of([tf.constant(tensor, tf.float32) for tensor in tensors])
-    ours = flat.histograms(30).numpy()
+               np.full((4, 5), 1.0), rng.exponential(size=(33, 2)), np.array([-2.5]),
+               np.full((3,), -1e9), rng.normal(size=(64, 8, 8, 17)), np.full((300, 300), 2.0)]
+    constants = [tf.constant(tensor, tf.float32) for tensor in tensors]
+    flat = summaries.Flat.of(constants)
+    ours = summaries.histograms(constants, 30).numpy()
     for index, tensor in enumerate(tensors):
         reference = summary_v2.histogram_pb("t", tensor.astype(np.float32), buckets=30)
         value = summary_pb2.Summary.FromString(reference.SerializeToString()).value[0]
         expected = tensor_util.make_ndarray(value.tensor)
         np.testing.assert_allclose(ours[index][:, :2], expected[:, :2], rtol=1e-6, atol=1e-6)
         np.testing.assert_array_equal(ours[index][:, 2], expected[:, 2])
+    # float32 sums of tens of thousands of squares are exact to about 5e-6.
     np.testing.assert_allclose(flat.norms().numpy(),
-                               [np.linalg.norm(tensor) for tensor in tensors], rtol=1e-6)
+                               [np.linalg.norm(tensor) for tensor in tensors], rtol=1e-5)
+
+
+@pytest.mark.parametrize("size", [3, summaries.SMALL + 1])  # bucketed together, or apart
+def test_histogram_of_a_tensor_with_nan_or_infinity_has_nan_edges(size):
+    values = np.linspace(0.0, 1.0, size).astype(np.float32)
+    with_nan, with_infinity = values.copy(), values.copy()
+    with_nan[1], with_infinity[0] = np.nan, np.inf
+    ours = summaries.histograms([tf.constant(with_nan), tf.constant(with_infinity),
+                                 tf.constant(values)], 4).numpy()
+    for buckets in ours[:2]:
+        assert np.all(np.isnan(buckets[:, :2])) and buckets[:, 2].sum() == size
+    assert ours[2][:, 2].sum() == size and ours[2][0, 0] == 0.0 and ours[2][-1, 1] == 1.0
