@@ -2,6 +2,7 @@
 
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -70,7 +71,13 @@ def start_cli(*args, hold: str | None = None, release: Path | None = None):
             env[RELEASE_VARIABLE] = str(release)
     return subprocess.Popen([sys.executable, "-m", "reproduce.cli", *map(str, args)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True, env=env)
+                            start_new_session=True, env=env, preexec_fn=_default_ctrl_c)
+
+
+def _default_ctrl_c() -> None:
+    # As in a terminal: a suite started in the background (`make test &`) ignores SIGINT,
+    # and its children would inherit that.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def wait_for_line(process, text: str) -> str:
