@@ -60,13 +60,8 @@ class EventWriter:
                   for tag, value in scalars]
         values += [self._value(tag, _histogram_tensor(buckets), _HISTOGRAM_METADATA)
                    for tag, buckets in histograms]
-        if not values:
-            return
-        if self._writer is None:
-            self._open()
-        event = event_pb2.Event(
-            wall_time=time.time(), step=int(step), summary=summary_pb2.Summary(value=values))
-        self._writer.write(event.SerializeToString())
+        if values:
+            self.write_summary(step, summary_pb2.Summary(value=values))
 
     def write_summary(self, step: int, summary: summary_pb2.Summary) -> None:
         """Writes a ready-made `Summary` (an image, hparams, a layout) as one event at `step`.

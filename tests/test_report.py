@@ -348,3 +348,18 @@ def test_no_completed_runs_raises(tmp_path):
         report.write_report(tmp_path / "test")
     with pytest.raises(RunNotFoundError, match="no such folder"):
         report.write_report(tmp_path / "missing")
+
+
+def test_the_analysis_never_imports_the_training_code():
+    """report, plots and compare read run folders only: no train, models, sweep, distribute."""
+    import ast
+    import subprocess
+    import sys
+
+    code = ("import sys; import reproduce.report, reproduce.plots, reproduce.compare; "
+            "print(sorted(name for name in sys.modules if name.startswith('reproduce.')))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True).stdout
+    training = {"reproduce.train", "reproduce.models", "reproduce.sweep", "reproduce.distribute"}
+    assert "reproduce.report.writer" in loaded
+    assert training.isdisjoint(ast.literal_eval(loaded))
