@@ -7,6 +7,7 @@ truncations and bit flips of a real event file (hypothesis): it never raises,
 warns naming the file, and keeps every event before the damage.
 """
 
+import dataclasses
 import json
 import os
 import shutil
@@ -18,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c
 
-from reproduce import events, runs
+from reproduce import datasets, events, runs
 from reproduce.compare import compare_runs
 from reproduce.config import TEST_CONFIG
 from reproduce.plots import FIGURES_DIR, LOSS_DROP_DIR, plot_experiment
@@ -113,6 +114,10 @@ def damaged_experiment(good_experiment, tmp_path_factory):
         shutil.copytree(runs.run_dir(config.replace(seed=0, noise=TEST_CONFIG.noise),
                                      experiment.parent), run_dir)
         (run_dir / runs.CONFIG_FILE).write_text(config.to_json())
+        # A copy trained "on" its own config's data, so that only the damage differs.
+        runs.write_marker(run_dir, dataclasses.replace(
+            runs.read_marker(run_dir),
+            data_sha256=datasets.fingerprint(datasets.load_dataset(config))))
         damaged[kind] = (run_dir.relative_to(experiment),
                          damage(run_dir).relative_to(experiment))
     return experiment, damaged

@@ -128,7 +128,7 @@ def test_incomplete_run_is_skipped_with_a_warning(fabricated):
 
 def test_empty_experiment_raises_run_not_found(tmp_path):
     (tmp_path / "empty").mkdir()
-    with pytest.raises(RunNotFoundError, match=r"no completed runs in .*empty$"):
+    with pytest.raises(RunNotFoundError, match=r"no completed runs in .*empty: no run folder"):
         plots.plot_experiment(tmp_path / "empty")
 
 
