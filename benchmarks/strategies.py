@@ -67,7 +67,7 @@ def run(config: RunConfig, logdir: Path, workers: int = 1) -> dict:
             if process.poll() is None:
                 process.kill()
     marker = runs.read_marker(runs.run_dir(config, logdir))
-    return {**marker, "command_s": time.perf_counter() - start}
+    return {**marker.to_dict(), "command_s": time.perf_counter() - start}
 
 
 def main(argv=None) -> None:

@@ -5,6 +5,8 @@ about a millisecond each to trace here, so a log of a few dozen histograms
 took seconds to trace and milliseconds to run. The loggers instead compute
 every value in one compiled call and hand the results here, which frames
 them as TensorBoard events (TFRecord framing via `tf.io.TFRecordWriter`).
+`write_summary` and `write_event_file` take ready-made summaries (images,
+hparams, layouts), so every event file of a run folder is written here.
 """
 
 from __future__ import annotations
@@ -58,12 +60,17 @@ class EventWriter:
                   for tag, value in scalars]
         values += [self._value(tag, _histogram_tensor(buckets), _HISTOGRAM_METADATA)
                    for tag, buckets in histograms]
-        if not values:
-            return
+        if values:
+            self.write_summary(step, summary_pb2.Summary(value=values))
+
+    def write_summary(self, step: int, summary: summary_pb2.Summary) -> None:
+        """Writes a ready-made `Summary` (an image, hparams, a layout) as one event at `step`.
+
+        Its values carry their own plugin metadata.
+        """
         if self._writer is None:
             self._open()
-        event = event_pb2.Event(
-            wall_time=time.time(), step=int(step), summary=summary_pb2.Summary(value=values))
+        event = event_pb2.Event(wall_time=time.time(), step=int(step), summary=summary)
         self._writer.write(event.SerializeToString())
 
     def write_scalar_series(self, tag: str, steps, values) -> None:
@@ -78,16 +85,31 @@ class EventWriter:
             self._tags_seen.add(tag)
         return value
 
-    def flush(self) -> None:
-        if self._writer is not None:
-            self._writer.flush()
-
     def close(self) -> None:
         """Closes the file; a later write starts a new one."""
         if self._writer is not None:
             self._writer.close()
             self._writer = None
             self._tags_seen = set()
+
+
+def write_event_file(path, summaries) -> None:
+    """Writes (step, `Summary`) pairs as one whole event file at `path`, replacing it at once.
+
+    The file is written aside under a name without "tfevents", which no
+    TensorBoard reader takes, then renamed: readers see the old file or the new one.
+    """
+    path = os.fspath(path)
+    folder, name = os.path.split(path)
+    partial = os.path.join(folder, "." + name.replace("tfevents", "partial"))
+    writer = tf.io.TFRecordWriter(partial)
+    writer.write(event_pb2.Event(
+        wall_time=time.time(), file_version="brain.Event:2").SerializeToString())
+    for step, summary in summaries:
+        writer.write(event_pb2.Event(
+            wall_time=time.time(), step=int(step), summary=summary).SerializeToString())
+    writer.close()
+    os.replace(partial, path)
 
 
 def _scalar_tensor(value) -> tensor_pb2.TensorProto:

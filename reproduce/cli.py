@@ -274,11 +274,11 @@ def run_article(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
 
 def check_completed_runs(experiment_dir: Path) -> None:
     """Fails fast, before TensorFlow loads, when `experiment_dir` holds no completed run."""
-    from reproduce.runs import find_completed_runs
+    from reproduce.runs import load_runs
 
     with warnings.catch_warnings():  # the command warns about each run it skips when it reads
         warnings.simplefilter("ignore")
-        find_completed_runs(experiment_dir)
+        load_runs(experiment_dir)
 
 
 def run_plot(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:

@@ -36,18 +36,15 @@ import math
 import warnings
 from pathlib import Path
 
-import matplotlib
 import numpy as np
+from matplotlib.collections import LineCollection
+from matplotlib.lines import Line2D
+from matplotlib.ticker import NullLocator
 
-matplotlib.use("Agg")  # files only: no display needed, and safe in CI
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.collections import LineCollection  # noqa: E402
-from matplotlib.lines import Line2D  # noqa: E402
-from matplotlib.ticker import NullLocator  # noqa: E402
-
-from callbacks import tags as tag_names  # noqa: E402
-from reproduce import events, runs  # noqa: E402
-from reproduce.errors import ConfigError, RunNotFoundError  # noqa: E402
+from callbacks import tags as tag_names
+from reproduce import events, jsonable, runs
+from reproduce.errors import ConfigError, RunNotFoundError
+from reproduce.figures import plt, save
 
 DEFAULT_TAGS = ("gradients/*",)
 COMPARE_DIR = "compare"  # under the experiment folder
@@ -64,7 +61,6 @@ MAX_LEGEND_RUNS = 12  # a ridgeline of more runs leaves the legend to norms.png 
 LEGEND_ROWS = 25  # legend entries per column
 LEGEND_COLUMN_INCHES = 2.2  # width of a legend column beside the norm panels
 LOG_Y_RATIO = 100  # a norm panel gets a log y axis when its values span more than this
-DPI = 100
 
 
 @dataclasses.dataclass
@@ -134,7 +130,7 @@ class Comparison:
 
     def to_dict(self) -> dict:
         """Returns the table as plain dicts and lists; NaN becomes None."""
-        return finite_or_none({
+        return jsonable.finite({
             "runs": [{"label": label, "path": str(path)}
                      for label, path in zip(self.labels, self.run_dirs)],
             "tags": self.tags,
@@ -157,18 +153,6 @@ def _format_row(first: str, cells, width: int) -> str:
 def format_number(value: float | None) -> str:
     """A table cell: three significant digits, `-` for a missing or non-finite value."""
     return "-" if value is None or not math.isfinite(value) else f"{value:.3g}"
-
-
-def finite_or_none(value):
-    """`value` with every non-finite float in its dicts and lists replaced by None."""
-    # json.dumps would write NaN, which strict JSON parsers reject.
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {key: finite_or_none(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [finite_or_none(item) for item in value]
-    return value
 
 
 def compare_runs(patterns, tags=DEFAULT_TAGS, steps=None, out_dir=None) -> Comparison:
@@ -199,8 +183,7 @@ def compare_runs(patterns, tags=DEFAULT_TAGS, steps=None, out_dir=None) -> Compa
         if not existing.is_dir():
             raise ConfigError(f"figure folder {out_dir} cannot be created: {existing} is a file")
     run_dirs = resolve_runs(patterns)
-    train_events = {run_dir: events.read_events(run_dir / runs.TRAIN_DIR)
-                    for run_dir in run_dirs}
+    train_events = {run_dir: runs.Run(run_dir).read_events().train for run_dir in run_dirs}
     empty = [run_dir for run_dir, data in train_events.items() if not data.event_count]
     if len(empty) == len(run_dirs):
         raise RunNotFoundError(f"no readable event files in {runs.TRAIN_DIR}/ of "
@@ -457,7 +440,7 @@ def _plot_ridgeline(steps, tag, rows, by_label, colour_of, path: Path) -> Path:
     axes.set_title(f"{tag}: {len(rows)} runs, each curve scaled to its peak")
     if len(rows) <= MAX_LEGEND_RUNS:
         _legend(axes, {row.run: colour_of[row.run] for row in rows}, loc="upper right")
-    return _save(figure, path)
+    return save(figure, path)
 
 
 def _outline(buckets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -516,10 +499,4 @@ def _plot_norms(comparison, by_label, colour_of, path: Path) -> Path:
     for axes in grid.ravel()[len(panels):]:
         axes.set_visible(False)
     _legend(figure, colour_of, loc="upper right")
-    return _save(figure, path)
-
-
-def _save(figure, path: Path) -> Path:
-    figure.savefig(path, dpi=DPI)
-    plt.close(figure)
-    return path
+    return save(figure, path)

@@ -144,11 +144,6 @@ class RunConfig:
         """Returns a copy with `changes` applied and validated."""
         return RunConfig.from_dict({**self.to_dict(), **changes})
 
-    @property
-    def is_binary(self) -> bool:
-        """Whether the dataset has two classes (one sigmoid output)."""
-        return self.dataset in TWO_D_DATASETS
-
 
 def field_names() -> tuple[str, ...]:
     return tuple(field.name for field in dataclasses.fields(RunConfig))

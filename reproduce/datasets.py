@@ -7,6 +7,7 @@ with scikit-learn, and `mnist` is read only from an already cached file.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import numpy as np
 
 from callbacks import probe
 from reproduce.config import GENERATED_SAMPLES, RunConfig, validation_size
-from reproduce.errors import ConfigError, DataError
+from reproduce.errors import ConfigError, DataError, DataMismatchError
 
 MNIST_ENV = "REPRODUCE_MNIST"  # optional path to a cached mnist.npz
 MNIST_DEFAULT = Path("~/.keras/datasets/mnist.npz")
@@ -35,16 +36,10 @@ class Dataset:
     x_val: np.ndarray
     y_val: np.ndarray
     n_classes: int
-    mean: np.ndarray  # per-feature training mean subtracted from x
-    scale: np.ndarray  # per-feature training std (1 where constant) dividing x
 
     @property
     def input_dim(self) -> int:
         return self.x_train.shape[1]
-
-    @property
-    def is_binary(self) -> bool:
-        return self.n_classes == 2
 
 
 def load_dataset(config: RunConfig, mnist_path: str | Path | None = None) -> Dataset:
@@ -76,9 +71,53 @@ def load_dataset(config: RunConfig, mnist_path: str | Path | None = None) -> Dat
         x_val=((x_val - mean) / scale).astype(np.float32),
         y_val=y[val_index],
         n_classes=n_classes,
-        mean=mean.astype(np.float32),
-        scale=scale.astype(np.float32),
     )
+
+
+def fingerprint(dataset: Dataset) -> str:
+    """The sha256 of the split: training and validation inputs and labels, shapes and types.
+
+    Training records it in the run's marker; `load_checked` compares it with
+    the data regenerated later, so a changed generator cannot silently change
+    what an old run is measured on.
+    """
+    digest = hashlib.sha256()
+    for array in (dataset.x_train, dataset.y_train, dataset.x_val, dataset.y_val):
+        array = np.ascontiguousarray(array)
+        digest.update(f"{array.dtype.str}{array.shape};".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+def check_fingerprint(config: RunConfig, actual: str, expected: str | None) -> None:
+    """Checks a regenerated split's `fingerprint` against the one its run recorded.
+
+    Args:
+        config: the run's configuration, for the message.
+        actual: the fingerprint of the regenerated split.
+        expected: the run's recorded one; None (a run trained before
+            fingerprints were recorded) passes.
+
+    Raises:
+        DataMismatchError: they differ.
+    """
+    if expected is not None and actual != expected:
+        raise DataMismatchError(
+            f"the regenerated {config.dataset} split differs from the one it was trained on "
+            f"(sha256 {actual[:12]}… instead of {expected[:12]}…)")
+
+
+def load_checked(config: RunConfig, expected: str | None,
+                 mnist_path: str | Path | None = None) -> Dataset:
+    """Regenerates a run's split and checks it against the fingerprint recorded at training.
+
+    Raises:
+        DataError: the set cannot be built here.
+        DataMismatchError: the regenerated split differs from the one trained on.
+    """
+    dataset = load_dataset(config, mnist_path)
+    check_fingerprint(config, fingerprint(dataset), expected)
+    return dataset
 
 
 def make_probe(dataset: Dataset, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -13,6 +13,10 @@ class DataError(ReproduceError):
     """A dataset cannot be built or loaded (for example MNIST is not cached)."""
 
 
+class DataMismatchError(DataError):
+    """Data regenerated for a run differ from what the run recorded it trained on."""
+
+
 class RunExistsError(ReproduceError):
     """A completed run would be overwritten."""
 

@@ -41,7 +41,6 @@ from reproduce.errors import RunNotFoundError
 
 SCALARS_PLUGIN = "scalars"
 HISTOGRAMS_PLUGIN = "histograms"
-HPARAMS_PLUGIN = "hparams"
 EVENT_FILE_GLOB = "events.out.tfevents.*"
 _LENGTH = struct.Struct("<Q")  # record length
 _CRC = struct.Struct("<I")  # masked CRC-32C
@@ -61,7 +60,6 @@ class Scalars:
 
     steps: np.ndarray  # int64
     values: np.ndarray  # float64
-    wall_times: np.ndarray  # float64 seconds since the epoch
 
     def at(self, step: int) -> float:
         """Returns the last value written at `step`."""
@@ -226,16 +224,15 @@ class _Collector:
         if event.HasField("summary"):
             for value in event.summary.value:
                 try:
-                    self._add_value(event.step, event.wall_time, value)
+                    self._add_value(event.step, value)
                 except (ValueError, TypeError) as error:
                     problems.append(f"unreadable value of tag {value.tag!r} ({error})")
         return problems
 
-    def _add_value(self, step, wall_time, value) -> None:
+    def _add_value(self, step, value) -> None:
         kind = value.WhichOneof("value")
         if kind == "simple_value":
-            self.scalar_rows.setdefault(value.tag, []).append(
-                (step, value.simple_value, wall_time))
+            self.scalar_rows.setdefault(value.tag, []).append((step, value.simple_value))
             return
         if kind in _LEGACY_KINDS:
             value = data_compat.migrate_value(value)
@@ -249,7 +246,7 @@ class _Collector:
             plugin = self.plugin_of_tag.get(value.tag, "")
         if plugin == SCALARS_PLUGIN:
             self.scalar_rows.setdefault(value.tag, []).append(
-                (step, _scalar_value(value.tensor), wall_time))
+                (step, _scalar_value(value.tensor)))
         elif plugin == HISTOGRAMS_PLUGIN:
             self.histogram_rows.setdefault(value.tag, []).append(
                 (step, _tensor_value(value.tensor).reshape(-1, 3)))
@@ -291,9 +288,8 @@ def _step_order(rows) -> np.ndarray:
 
 def _to_scalars(rows) -> Scalars:
     rows = [rows[index] for index in _step_order(rows)]
-    steps, values, wall_times = zip(*rows)
-    return Scalars(np.asarray(steps, np.int64), np.asarray(values, np.float64),
-                   np.asarray(wall_times, np.float64))
+    steps, values = zip(*rows)
+    return Scalars(np.asarray(steps, np.int64), np.asarray(values, np.float64))
 
 
 def _to_histograms(rows) -> Histograms:

@@ -12,17 +12,7 @@ import math
 import keras
 
 from reproduce.config import RunConfig
-
-
-def dense_name(index: int) -> str:
-    return f"dense_{index}"
-
-
-def activation_name(index: int) -> str:
-    return f"act_{index}"
-
-
-OUTPUT_NAME = "output"
+from reproduce.network import OUTPUT_NAME, activation_name, dense_name, loss_name  # noqa: F401
 
 
 def make_initializer(name: str, fan_in: int, seed: int):
@@ -77,10 +67,6 @@ def build_model(config: RunConfig, input_dim: int, n_classes: int) -> keras.Mode
         name=OUTPUT_NAME,
     )(hidden)
     return keras.Model(inputs, outputs, name=f"mlp_{config.activation}")
-
-
-def loss_name(n_classes: int) -> str:
-    return "binary_crossentropy" if n_classes == 2 else "sparse_categorical_crossentropy"
 
 
 def compile_model(model: keras.Model, config: RunConfig, n_classes: int) -> keras.Model:

@@ -21,31 +21,25 @@ import dataclasses
 import functools
 import multiprocessing
 import os
+import struct
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
-import matplotlib
 import numpy as np
 
-matplotlib.use("Agg")  # writes files only, so it runs without a display (CI, servers)
-import matplotlib.pyplot as plt  # noqa: E402
-
-from callbacks import tags  # noqa: E402
-from reproduce import datasets, events, runs  # noqa: E402
-from reproduce.config import ACTIVATIONS, DATASETS, TWO_D_DATASETS, RunConfig  # noqa: E402
-from reproduce.errors import ReproduceError, RunNotFoundError  # noqa: E402
+from callbacks import tags
+from reproduce import events, runs
+from reproduce.config import ACTIVATIONS, DATASETS, TWO_D_DATASETS, RunConfig
+from reproduce.errors import DataError, ReproduceError, RunNotFoundError
+from reproduce.figures import (  # noqa: F401 - the figure layout, re-exported
+    BOUNDARY_FILE, FIGURES_DIR, LOSS_DROP_DIR, OVERLAY_FILE, OVERVIEW_FILE, loss_drop_path,
+    overview_path, plt, save)
 
 SMOOTHING = 0.6  # TensorBoard's default smoothing weight
-FIGURES_DIR = "figures"  # under the experiment folder; also a TensorBoard run of images
-LOSS_DROP_DIR = "loss_drop"
-OVERVIEW_FILE = "overview.png"
-OVERLAY_FILE = "overlay_{dataset}.png"
-BOUNDARY_FILE = "boundary_{dataset}.png"
 GRID_POINTS = 200  # per axis of the decision-boundary grid
 GRID_MARGIN = 0.5  # standardised units added around the data on each side
 LOG_Y_RATIO = 20  # an overlay gets a log y axis when its curves span more than this factor
-DPI = 100
 TRAIN_COLOR = "tab:blue"
 VALIDATION_COLOR = "tab:orange"
 DIVERGED_COLOR = "tab:red"
@@ -56,13 +50,10 @@ PALETTE = ("tab:blue", "tab:orange", "tab:green", "tab:purple", "tab:brown",
 
 @dataclasses.dataclass(frozen=True)
 class RunCurves:
-    """The loss curves of one run on the optimizer-step axis."""
+    """The loss curves of one finished run on the optimizer-step axis."""
 
-    path: Path
-    config: RunConfig
-    status: str  # runs.STATUS_COMPLETE or runs.STATUS_DIVERGED
+    run: runs.Run
     steps_per_epoch: float  # from the marker
-    diverged_at_step: int | None  # first step with a NaN or infinite batch loss, if known
     steps: np.ndarray  # optimizer step of each batch loss
     batch_loss: np.ndarray  # true loss of each batch
     smoothed: np.ndarray  # `smooth(batch_loss)`
@@ -70,13 +61,18 @@ class RunCurves:
     validation_loss: np.ndarray
 
     @property
+    def config(self) -> RunConfig:
+        return self.run.config
+
+    @property
     def diverged(self) -> bool:
-        return self.status == runs.STATUS_DIVERGED
+        return self.run.status is runs.RunStatus.DIVERGED
 
     @property
     def divergence_label(self) -> str:
         """`seed S diverged`, with the step when the run recorded it."""
-        step = f" at step {self.diverged_at_step}" if self.diverged_at_step is not None else ""
+        at = self.run.marker.diverged_at_step
+        step = f" at step {at}" if at is not None else ""
         return f"seed {self.config.seed} diverged{step}"
 
 
@@ -149,33 +145,26 @@ def smooth(values, weight: float = SMOOTHING) -> np.ndarray:
     return smoothed
 
 
-def load_run_curves(path: str | Path, weight: float = SMOOTHING) -> RunCurves:
-    """Reads the batch and validation loss of the completed run in `path`.
+def load_run_curves(run: runs.Run, weight: float = SMOOTHING) -> RunCurves:
+    """Reads the batch and validation loss of a finished run.
 
     Raises:
-        RunNotFoundError: the run logged no batch loss, or its marker lacks its status or steps.
+        RunNotFoundError: the run logged no batch loss, or its marker lacks its steps.
     """
-    path = Path(path)
-    marker = runs.read_marker(path)
-    try:
-        status = marker["status"]
-        steps_per_epoch = marker.get("steps_per_epoch") or marker["steps"] / marker["epochs"]
-    except (KeyError, TypeError, ZeroDivisionError) as error:
-        raise RunNotFoundError(f"unreadable {path / runs.MARKER_FILE}: "
-                               f"{type(error).__name__}: {error}") from None
-    run_events = events.read_run(path)
+    steps_per_epoch = run.marker.epoch_steps
+    if steps_per_epoch is None:
+        raise RunNotFoundError(f"unreadable {run.path / runs.MARKER_FILE}: "
+                               f"neither steps_per_epoch nor steps and epochs")
+    run_events = run.read_events()  # not kept: the curves are all the figures need
     if tags.BATCH_LOSS not in run_events.train.scalars:
         raise RunNotFoundError(
-            f"run {path} has no {tags.BATCH_LOSS!r} scalar in {runs.TRAIN_DIR}/")
+            f"run {run.path} has no {tags.BATCH_LOSS!r} scalar in {runs.TRAIN_DIR}/")
     batch = run_events.train.scalars[tags.BATCH_LOSS]
     validation = run_events.validation.scalars.get(tags.EPOCH_LOSS)
     epochs = validation.steps if validation is not None else np.zeros(0, np.int64)
     return RunCurves(
-        path=path,
-        config=runs.load_config(path),
-        status=status,
+        run=run,
         steps_per_epoch=steps_per_epoch,
-        diverged_at_step=marker.get("diverged_at_step"),
         steps=batch.steps,
         batch_loss=batch.values,
         smoothed=smooth(batch.values, weight),
@@ -185,12 +174,12 @@ def load_run_curves(path: str | Path, weight: float = SMOOTHING) -> RunCurves:
     )
 
 
-def load_loss_curves(paths: Iterable[str | Path],
+def load_loss_curves(finished: Iterable[runs.Run],
                      weight: float = SMOOTHING) -> dict[str, GroupCurves]:
     """Reads the loss curves of completed runs, grouped by configuration.
 
     Args:
-        paths: completed run folders.
+        finished: completed or diverged runs (`runs.load_runs`).
         weight: smoothing weight of `smooth`.
 
     Returns:
@@ -202,16 +191,16 @@ def load_loss_curves(paths: Iterable[str | Path],
         RunNotFoundError: no run could be read.
     """
     by_group: dict[str, list[RunCurves]] = {}
-    paths = list(paths)
-    for path in paths:
+    finished = list(finished)
+    for run in finished:
         try:
-            curves = load_run_curves(path, weight)
+            curves = load_run_curves(run, weight)
         except ReproduceError as error:
-            warnings.warn(f"skipping run {path}: {error}", stacklevel=2)
+            warnings.warn(f"skipping run {run.path}: {error}", stacklevel=2)
             continue
-        by_group.setdefault(runs.group_name(curves.config), []).append(curves)
+        by_group.setdefault(run.group, []).append(curves)
     if not by_group:
-        raise RunNotFoundError(f"none of the {len(paths)} runs could be read")
+        raise RunNotFoundError(f"none of the {len(finished)} runs could be read")
     groups = [_summarise_group(name, members, weight) for name, members in by_group.items()]
     groups.sort(key=lambda group: (DATASETS.index(group.config.dataset),
                                    ACTIVATIONS.index(group.config.activation),
@@ -269,7 +258,7 @@ def plot_loss_drop(group: GroupCurves, path: Path) -> Path:
     axes.set_ylim(0, _top([group], raw=True))
     axes.grid(alpha=0.3)
     axes.legend(loc="upper right", fontsize="small")
-    return _save(figure, path)
+    return save(figure, path)
 
 
 def plot_overview(groups: list[GroupCurves], path: Path) -> Path:
@@ -305,7 +294,7 @@ def plot_overview(groups: list[GroupCurves], path: Path) -> Path:
                 axes.set_xlabel("optimizer step")
         grid[row, 0].set_ylim(0, _top(row_groups))
     figure.suptitle(f"Batch loss smoothed ({groups[0].weight:g}), mean and min–max over seeds")
-    return _save(figure, path)
+    return save(figure, path)
 
 
 def plot_overlay(groups: list[GroupCurves], path: Path) -> Path:
@@ -331,7 +320,7 @@ def plot_overlay(groups: list[GroupCurves], path: Path) -> Path:
                    "mean and min–max over seeds")
     axes.grid(alpha=0.3, which="both")
     axes.legend(fontsize="small")
-    return _save(figure, path)
+    return save(figure, path)
 
 
 def plot_decision_boundaries(groups: list[GroupCurves], path: Path) -> Path:
@@ -351,22 +340,29 @@ def plot_decision_boundaries(groups: list[GroupCurves], path: Path) -> Path:
     if drawn:
         figure.colorbar(drawn[0], ax=grid[0].tolist(), label="P(class 1)", shrink=0.8)
     figure.suptitle(f"{groups[0].config.dataset}: decision boundary (P = 0.5), validation points")
-    return _save(figure, path)
+    return save(figure, path)
 
 
 def _draw_boundary(axes, group: GroupCurves):
     curves = group.runs[0]
-    dataset = datasets.load_dataset(curves.config)
+    try:
+        dataset = curves.run.load_data()
+    except DataError as error:  # cannot be built here, or differs from what it trained on
+        warnings.warn(f"no decision boundary for run {curves.run.path}: {error}", stacklevel=2)
+        axes.text(0.5, 0.5, "data differ: no boundary", transform=axes.transAxes,
+                  ha="center", color=DIVERGED_COLOR)
+        axes.set_title(f"{group.label}, seed {curves.config.seed}", fontsize="medium")
+        return None
     x = np.concatenate([dataset.x_train, dataset.x_val])
     low, high = x.min(axis=0) - GRID_MARGIN, x.max(axis=0) + GRID_MARGIN
     first, second = np.meshgrid(np.linspace(low[0], high[0], GRID_POINTS),
                                 np.linspace(low[1], high[1], GRID_POINTS))
     points = np.stack([first.ravel(), second.ravel()], axis=1).astype(np.float32)
     try:
-        model = runs.load_model(curves.path)
+        model = curves.run.load_model()
         probability = np.asarray(model(points, training=False), np.float64).reshape(first.shape)
     except ReproduceError as error:
-        warnings.warn(f"no decision boundary for run {curves.path}: {error}", stacklevel=2)
+        warnings.warn(f"no decision boundary for run {curves.run.path}: {error}", stacklevel=2)
         probability = None
     surface = None
     if probability is None:
@@ -389,7 +385,7 @@ def _draw_boundary(axes, group: GroupCurves):
                   color=DIVERGED_COLOR)
     axes.scatter(dataset.x_val[:, 0], dataset.x_val[:, 1], c=dataset.y_val.ravel(),
                  cmap="RdBu_r", vmin=0, vmax=1, s=12, edgecolors="black", linewidths=0.4)
-    accuracy = runs.read_marker(curves.path).get("final", {}).get("val_accuracy", float("nan"))
+    accuracy = curves.run.final.get("val_accuracy", float("nan"))
     status = ", diverged" if curves.diverged else ""
     axes.set_title(f"{group.label}, seed {curves.config.seed}{status}\n"
                    f"validation accuracy {accuracy:.3f}", fontsize="medium")
@@ -431,13 +427,6 @@ def _concatenate(arrays: list[np.ndarray]) -> np.ndarray:
     return np.concatenate(arrays) if arrays else np.zeros(0)
 
 
-def _save(figure, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=DPI)
-    plt.close(figure)
-    return path
-
-
 def figure_tag(png: Path, figures_dir: Path) -> str:
     """Returns the image tag of a figure: its path under `figures_dir` without `.png`."""
     return png.relative_to(figures_dir).with_suffix("").as_posix()
@@ -449,16 +438,33 @@ def write_image_summaries(pngs: list[Path], figures_dir: Path) -> None:
     Older event files there are deleted first, so plotting again replaces the
     images in TensorBoard instead of adding a second copy of each.
     """
-    import tensorflow as tf
+    from callbacks.event_writer import EventWriter
 
     for old in events.event_files(figures_dir):
         old.unlink()
-    writer = tf.summary.create_file_writer(str(figures_dir))
-    with writer.as_default():
-        for png in pngs:
-            image = tf.io.decode_png(png.read_bytes())
-            tf.summary.image(figure_tag(png, figures_dir), image[tf.newaxis], step=0)
+    writer = EventWriter(figures_dir)
+    for png in pngs:
+        writer.write_summary(0, image_summary(figure_tag(png, figures_dir), png.read_bytes()))
     writer.close()
+
+
+def image_summary(tag: str, png: bytes):
+    """A TensorBoard image summary of one PNG, as `tf.summary.image` writes it.
+
+    The tensor is TensorBoard's image layout: width, height, then the encoded image.
+    """
+    from tensorboard.compat.proto import summary_pb2, tensor_pb2, tensor_shape_pb2, types_pb2
+    from tensorboard.plugins.image import metadata as image_metadata
+
+    width, height = struct.unpack(">II", png[16:24])  # the PNG's IHDR chunk
+    tensor = tensor_pb2.TensorProto(
+        dtype=types_pb2.DT_STRING,
+        tensor_shape=tensor_shape_pb2.TensorShapeProto(
+            dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=3)]),
+        string_val=[str(width).encode(), str(height).encode(), png])
+    metadata = image_metadata.create_summary_metadata(display_name=None, description=None)
+    return summary_pb2.Summary(value=[summary_pb2.Summary.Value(
+        tag=tag, metadata=metadata, tensor=tensor)])
 
 
 def plot_experiment(experiment_dir: Path, jobs: int | None = None) -> list[Path]:
@@ -481,14 +487,13 @@ def plot_experiment(experiment_dir: Path, jobs: int | None = None) -> list[Path]
     """
     experiment_dir = Path(experiment_dir)
     figures_dir = experiment_dir / FIGURES_DIR
-    paths = runs.find_completed_runs(experiment_dir)
-    groups = list(load_loss_curves(paths, SMOOTHING).values())
+    groups = list(load_loss_curves(runs.load_runs(experiment_dir), SMOOTHING).values())
     by_dataset: dict[str, list[GroupCurves]] = {}
     for group in groups:
         by_dataset.setdefault(group.config.dataset, []).append(group)
-    loss_figures = [(plot_loss_drop, group, figures_dir / LOSS_DROP_DIR / f"{group.name}.png")
+    loss_figures = [(plot_loss_drop, group, experiment_dir / loss_drop_path(group.name))
                     for group in groups]
-    loss_figures.append((plot_overview, groups, figures_dir / OVERVIEW_FILE))
+    loss_figures.append((plot_overview, groups, experiment_dir / overview_path()))
     loss_figures += [(plot_overlay, members, figures_dir / OVERLAY_FILE.format(dataset=dataset))
                      for dataset, members in by_dataset.items()]
     boundary_figures = [(plot_decision_boundaries, members,

@@ -1,14 +1,28 @@
 """What a run folder is: its name, its files, its completion marker, and how to find it.
 
 A run folder `<logdir>/<experiment>/<dataset>/<activation>-d<depth>-w<width>-s<seed>`
-holds everything needed to analyse the run again without retraining it.
+holds everything needed to analyse the run again without retraining it. `Run`
+is the one record of a run folder that the report, the figures, the comparison
+and the TensorBoard summaries read it through; `Marker` is the one definition
+of the completion marker, written by training and read by everyone else.
+
+Example:
+
+```python
+for run in load_runs("logs/article"):
+    print(run.name, run.status, run.marker.final["val_accuracy"])
+    model = run.load_model()
+```
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import enum
 import errno
 import fcntl
+import functools
 import json
 import os
 import shutil
@@ -23,14 +37,27 @@ from reproduce.errors import (
 
 CONFIG_FILE = "config.json"
 MODEL_FILE = "model.keras"
+INITIAL_WEIGHTS_FILE = "initial.weights.h5"  # the weights at step 0, before any update
 HISTORY_FILE = "history.json"
 PROBE_FILE = "probe.npz"
 MARKER_FILE = "COMPLETE"  # written last: its presence means the run finished
 TRAIN_DIR = "train"  # Keras's TensorBoard callback layout
 VALIDATION_DIR = "validation"
 
-STATUS_COMPLETE = "complete"
-STATUS_DIVERGED = "diverged"
+
+class RunStatus(str, enum.Enum):
+    """Where a run folder stands; the marker holds COMPLETE or DIVERGED."""
+
+    COMPLETE = "complete"  # trained to the end
+    DIVERGED = "diverged"  # stopped at a NaN or infinite loss; finished all the same
+    INCOMPLETE = "incomplete"  # no marker: still training, crashed or killed
+
+    def __str__(self) -> str:
+        return self.value
+
+
+STATUS_COMPLETE = RunStatus.COMPLETE.value
+STATUS_DIVERGED = RunStatus.DIVERGED.value
 
 # Fields that change the result but are not in the base name get a suffix when
 # they differ from the default, so different configurations never share a folder.
@@ -93,30 +120,102 @@ def is_complete(path: str | Path) -> bool:
     return (Path(path) / MARKER_FILE).is_file()
 
 
-def read_marker(path: str | Path) -> dict:
-    """Returns the completion marker's contents (status, wall time, final metrics).
+@dataclasses.dataclass(frozen=True)
+class Marker:
+    """The completion marker `COMPLETE`: how a run ended. Only `status` is required."""
+
+    status: RunStatus  # COMPLETE or DIVERGED
+    steps: int | None = None  # optimizer steps taken
+    epochs: int | None = None  # epochs run
+    steps_per_epoch: int | None = None  # batches per training epoch
+    wall_time_s: float | None = None  # seconds from start to the marker
+    final: dict[str, float] = dataclasses.field(default_factory=dict)  # last epoch's metrics
+    devices: list[str] = dataclasses.field(default_factory=list)  # the chief's devices
+    replicas: int | None = None  # replicas in sync
+    workers: int | None = None  # worker processes
+    diverged_at_step: int | None = None  # first step with a non-finite batch loss
+    data_sha256: str | None = None  # `datasets.fingerprint` of the split trained on
+
+    @property
+    def epoch_steps(self) -> float | None:
+        """Optimizer steps per epoch: recorded, else steps / epochs; None when unknown."""
+        if self.steps_per_epoch:
+            return self.steps_per_epoch
+        if self.steps is not None and self.epochs:
+            return self.steps / self.epochs
+        return None
+
+    def to_dict(self) -> dict:
+        """The marker as JSON-ready values; optional fields that are None are left out."""
+        values = dataclasses.asdict(self)
+        values["status"] = self.status.value
+        return {key: value for key, value in values.items()
+                if value is not None or key not in _OPTIONAL_MARKER_FIELDS}
+
+    @classmethod
+    def from_dict(cls, values, source: str = MARKER_FILE) -> "Marker":
+        """Reads a marker's JSON object, checking each field's type.
+
+        Raises:
+            RunNotFoundError: not an object, no valid status, or a field of the
+                wrong type; the message names `source`.
+        """
+        def fail(reason: str):
+            raise RunNotFoundError(f"unreadable {source}: {reason}")
+
+        if not isinstance(values, dict):
+            fail("not a JSON object")
+        fields = {field.name for field in dataclasses.fields(cls)}
+        known = {key: value for key, value in values.items() if key in fields}
+        if known.get("status") not in (STATUS_COMPLETE, STATUS_DIVERGED):
+            fail(f"status must be {STATUS_COMPLETE!r} or {STATUS_DIVERGED!r}, "
+                 f"got {known.get('status')!r}")
+        known["status"] = RunStatus(known["status"])
+        for key, kind in _MARKER_TYPES.items():
+            if known.get(key) is not None and not _is_a(known[key], kind):
+                fail(f"{key} must be of type {kind.__name__}, got {known[key]!r}")
+        final = known.get("final", {})
+        if not (isinstance(final, dict) and all(_is_a(value, float) for value in final.values())):
+            fail(f"final must map metric names to numbers, got {final!r}")
+        return cls(**known)
+
+
+_OPTIONAL_MARKER_FIELDS = ("diverged_at_step", "data_sha256")
+_MARKER_TYPES = {"steps": int, "epochs": int, "steps_per_epoch": int, "wall_time_s": float,
+                 "replicas": int, "workers": int, "diverged_at_step": int, "data_sha256": str,
+                 "devices": list}
+
+
+def _is_a(value, kind) -> bool:
+    if isinstance(value, bool):
+        return False
+    if kind is float:
+        return isinstance(value, (int, float))
+    return isinstance(value, kind)
+
+
+def read_marker(path: str | Path) -> Marker:
+    """Returns the completion marker of the run in `path`.
 
     Raises:
-        RunNotFoundError: the marker is unreadable or not a JSON object; the message names it.
+        RunNotFoundError: the marker is missing, unreadable or malformed; the message names it.
     """
     marker = Path(path) / MARKER_FILE
     try:
-        info = json.loads(marker.read_text())
+        values = json.loads(marker.read_text())
     except (OSError, ValueError) as error:  # ValueError: bad JSON or not UTF-8
         raise RunNotFoundError(f"unreadable {marker}: {error}") from None
-    if not isinstance(info, dict):
-        raise RunNotFoundError(f"unreadable {marker}: not a JSON object")
-    return info
+    return Marker.from_dict(values, str(marker))
 
 
-def write_marker(path: str | Path, info: dict) -> None:
+def write_marker(path: str | Path, marker: Marker) -> None:
     """Writes the completion marker; call it after every other file is written.
 
     The marker appears whole or not at all (written aside, then renamed), so
     a run killed while writing it is simply incomplete.
     """
     partial = Path(path) / (MARKER_FILE + ".partial")
-    partial.write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
+    partial.write_text(json.dumps(marker.to_dict(), indent=2, sort_keys=True) + "\n")
     os.replace(partial, Path(path) / MARKER_FILE)
 
 
@@ -277,17 +376,22 @@ def load_config(path: str | Path) -> RunConfig:
         raise ConfigError(f"unreadable {config_file}: {error}") from None
 
 
-def load_model(path: str | Path):
+def load_model(path: str | Path, initial: bool = False):
     """Loads the final model of the run in `path`, uncompiled, in Keras's safe mode.
 
+    Args:
+        path: the run folder.
+        initial: load the weights at step 0 (`INITIAL_WEIGHTS_FILE`) into it instead.
+
     Raises:
-        RunNotFoundError: the model file is missing or does not load; the message names it.
+        RunNotFoundError: the model or weights file is missing or does not load; the
+            message names it.
     """
     import keras
 
     model_file = Path(path) / MODEL_FILE
     try:
-        return keras.saving.load_model(model_file, compile=False, safe_mode=True)
+        model = keras.saving.load_model(model_file, compile=False, safe_mode=True)
     except Exception as error:  # noqa: BLE001 - a damaged file raises many kinds of error
         if not model_file.is_file():
             reason = "missing"
@@ -296,29 +400,172 @@ def load_model(path: str | Path):
         else:
             reason = f"{type(error).__name__}: {error}"
         raise RunNotFoundError(f"unreadable {model_file}: {reason}") from None
+    if initial:
+        weights_file = Path(path) / INITIAL_WEIGHTS_FILE
+        if not weights_file.is_file():
+            raise RunNotFoundError(f"no initial weights in {path} ({INITIAL_WEIGHTS_FILE} is "
+                                   f"written by training since the data fingerprint was added)")
+        try:
+            model.load_weights(weights_file)
+        except Exception as error:  # noqa: BLE001 - as above
+            raise RunNotFoundError(
+                f"unreadable {weights_file}: {type(error).__name__}: {error}") from None
+    return model
 
 
-def find_completed_runs(experiment_dir: str | Path) -> list[Path]:
-    """Returns the completed (or diverged) run folders under `experiment_dir`, sorted.
-
-    Runs without a completion marker are skipped with a warning.
+def load_probe(path: str | Path):
+    """The probe batch (x, y) of the run in `path`.
 
     Raises:
-        RunNotFoundError: the folder does not exist or holds no completed run.
+        RunNotFoundError: the probe file is missing or damaged; the message names it.
     """
-    completed = []
-    for path in find_runs(experiment_dir):
-        if not is_complete(path):
-            warnings.warn(f"skipping incomplete run {path} (no {MARKER_FILE} marker)",
-                          stacklevel=2)
-            continue
+    import numpy as np
+
+    probe_file = Path(path) / PROBE_FILE
+    try:
+        with np.load(probe_file, allow_pickle=False) as stored:
+            return stored["x"], stored["y"]
+    except Exception as error:  # noqa: BLE001 - a damaged archive raises many kinds of error
+        raise RunNotFoundError(
+            f"unreadable {probe_file}: {type(error).__name__}: {error}") from None
+
+
+def load_history(path: str | Path) -> dict[str, list[float]]:
+    """Keras's `History.history` of the run in `path`: metric -> one value per epoch.
+
+    A missing file gives an empty dict.
+
+    Raises:
+        RunNotFoundError: the file is not a JSON object of lists of numbers; the message
+            names it.
+    """
+    history_file = Path(path) / HISTORY_FILE
+    try:
+        history = json.loads(history_file.read_text())
+        if not isinstance(history, dict):
+            raise ValueError("not a JSON object")
+        for name, values in history.items():
+            if not isinstance(values, list) or not all(_is_a(value, float) for value in values):
+                raise ValueError(f"{name} is not a list of numbers")
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as error:  # ValueError: bad JSON or not UTF-8, or shape
+        raise RunNotFoundError(f"unreadable {history_file}: {error}") from None
+    return history
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """One run folder: its config and marker, read on first use, and loaders for the rest.
+
+    Reading a damaged file raises the typed error naming it (`ConfigError`,
+    `RunNotFoundError`) when the property or loader is used, so a reader can
+    leave out only what it needed.
+    """
+
+    path: Path
+
+    @functools.cached_property
+    def config(self) -> RunConfig:
+        return load_config(self.path)
+
+    @functools.cached_property
+    def marker(self) -> Marker | None:
+        """The completion marker; None when the run has not finished."""
+        return read_marker(self.path) if is_complete(self.path) else None
+
+    @property
+    def status(self) -> RunStatus:
+        return self.marker.status if self.marker is not None else RunStatus.INCOMPLETE
+
+    @property
+    def finished(self) -> bool:
+        """Whether the run ended, completed or diverged."""
+        return self.marker is not None
+
+    @property
+    def usable(self) -> bool:
+        """Whether its figures count in statistics: completed, not diverged."""
+        return self.status is RunStatus.COMPLETE
+
+    @property
+    def name(self) -> str:
+        return run_name(self.config)
+
+    @property
+    def group(self) -> str:
+        return group_name(self.config)
+
+    @property
+    def final(self) -> dict[str, float]:
+        """The last epoch's metrics from the marker; empty when unfinished."""
+        return dict(self.marker.final) if self.marker is not None else {}
+
+    @functools.cached_property
+    def events(self):
+        """The run's `train/` and `validation/` events (`events.RunEvents`), kept once read."""
+        return self.read_events()
+
+    def read_events(self):
+        """Reads the run's `train/` and `validation/` events (`events.RunEvents`) afresh."""
+        from reproduce import events
+
+        return events.read_run(self.path)
+
+    def __getstate__(self) -> dict:
+        # Sent to worker processes without the events it may hold.
+        return {key: value for key, value in self.__dict__.items() if key != "events"}
+
+    def load_model(self, initial: bool = False):
+        """See `load_model`."""
+        return load_model(self.path, initial)
+
+    def load_probe(self):
+        """See `load_probe`."""
+        return load_probe(self.path)
+
+    def load_history(self) -> dict[str, list[float]]:
+        """See `load_history`."""
+        return load_history(self.path)
+
+    def load_data(self, mnist_path=None):
+        """The run's split regenerated from its config, checked against its fingerprint.
+
+        Raises:
+            DataError: the data cannot be built here.
+            DataMismatchError: they differ from what the run trained on.
+        """
+        from reproduce import datasets
+
+        expected = self.marker.data_sha256 if self.marker is not None else None
+        return datasets.load_checked(self.config, expected, mnist_path)
+
+
+def load_runs(root: str | Path, include_unfinished: bool = False) -> list[Run]:
+    """The runs under `root` whose config and marker read, sorted by folder.
+
+    A run whose config or marker does not read is left out with a warning
+    naming the file; so, unless `include_unfinished`, is a run without marker.
+
+    Raises:
+        RunNotFoundError: `root` is not a folder, or holds no finished run.
+    """
+    found = []
+    for path in find_runs(root):
+        run = Run(path)
         try:
-            load_config(path)
-            read_marker(path)
+            run.config, run.marker  # noqa: B018 - read now, to leave out what does not read
         except ReproduceError as error:
             warnings.warn(f"skipping run {path}: {error}", stacklevel=2)
             continue
-        completed.append(path)
-    if not completed:
-        raise RunNotFoundError(f"no completed runs in {experiment_dir}")
-    return completed
+        if not (run.finished or include_unfinished):
+            warnings.warn(f"skipping incomplete run {path} (no {MARKER_FILE} marker)",
+                          stacklevel=2)
+            continue
+        found.append(run)
+    if not any(run.finished for run in found):
+        held = (f"{len(found)} run folder(s), none with a {MARKER_FILE} marker" if found
+                else f"no run folder (one holding {CONFIG_FILE}) below it")
+        raise RunNotFoundError(f"no completed runs in {root}: {held}; train some first, "
+                               f"e.g. `make reproduce`")
+    return found

@@ -36,21 +36,18 @@ launch("logs")
 from __future__ import annotations
 
 import math
-import os
 import re
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-from tensorboard.compat.proto import event_pb2, summary_pb2
+from tensorboard.compat.proto import summary_pb2
 from tensorboard.plugins.custom_scalar import layout_pb2
 from tensorboard.plugins.custom_scalar import summary as custom_scalar_summary
 # `hparams.api` re-exports these, and also a Keras callback that imports TensorFlow.
 from tensorboard.plugins.hparams import summary_v2 as hp
 from tensorboard.plugins.scalar import summary_v2 as scalar_summary
-from tensorboard.summary.writer.record_writer import RecordWriter
 
 from callbacks import tags
 from reproduce import events, runs
@@ -159,7 +156,8 @@ def write_run_hparams(run_dir: str | Path, config: RunConfig, metrics: dict | No
         is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
         if not (is_number and math.isfinite(value)):
             raise ConfigError(f"metric {name!r} must be a finite number, got {value!r}")
-    step = runs.read_marker(run_dir).get("steps", 0) if runs.is_complete(run_dir) else 0
+    marker = runs.Run(run_dir).marker
+    step = (marker.steps or 0) if marker is not None else 0
     summaries = [(0, hp.hparams_pb(select_hparams(config), trial_id=runs.run_name(config)))]
     summaries += [(step, scalar_summary.scalar_pb(name, float(value)))
                   for name, value in sorted(metrics.items())]
@@ -219,7 +217,7 @@ def _recorded_metric_names(experiment_dir: Path) -> list[str]:
     """The scalar tags `write_run_hparams` wrote into the runs' folders, sorted."""
     names = set()
     for run_dir in runs.find_runs(experiment_dir) if experiment_dir.is_dir() else []:
-        names.update(events.read_events(run_dir).scalars)
+        names.update(events.read_events(run_dir).scalars)  # the run folder's own file
     return sorted(names)
 
 
@@ -232,13 +230,6 @@ def _replace_folder(folder: Path) -> Path:
 
 def _write_event_file(path: Path, summaries) -> None:
     """Writes (step, Summary) pairs as an event file, replacing `path` at once."""
-    # The temporary name lacks "tfevents", so no reader takes the half-written file.
-    partial = path.with_name(f".{path.name.replace('tfevents', 'partial')}")
-    with open(partial, "wb") as handle:
-        writer = RecordWriter(handle)
-        writer.write(event_pb2.Event(wall_time=time.time(),
-                                     file_version="brain.Event:2").SerializeToString())
-        for step, summary in summaries:
-            writer.write(event_pb2.Event(wall_time=time.time(), step=int(step),
-                                         summary=summary).SerializeToString())
-    os.replace(partial, path)
+    from callbacks.event_writer import write_event_file  # loads TensorFlow: not for `launch`
+
+    write_event_file(path, summaries)

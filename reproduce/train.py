@@ -58,8 +58,8 @@ def train(
 ) -> RunResult:
     """Trains one configuration and writes its run folder.
 
-    The folder gets `config.json`, `probe.npz`, TensorBoard event files in
-    `train/` and `validation/`, `model.keras`, the run's hparams summary,
+    The folder gets `config.json`, `probe.npz`, the step-0 weights, TensorBoard
+    event files in `train/` and `validation/`, `model.keras`, the run's hparams summary,
     `history.json` and, last, the `COMPLETE` marker. One process at a time
     writes a run folder: the run's OS lock (`runs.write_lock`) is held from the
     checks to the marker. Under a distribution strategy (`config.strategy`)
@@ -147,6 +147,9 @@ def _train(config: RunConfig, strategy, run_dir: Path, dataset, verbose, chief: 
     if chief:
         (run_dir / runs.CONFIG_FILE).write_text(config.to_json())
         np.savez(run_dir / runs.PROBE_FILE, x=probe_x, y=probe_y)
+    # The step-0 weights, so the analysis never rebuilds a model (every worker: may need
+    # collectives, like model.save below).
+    model.save_weights(run_dir / runs.INITIAL_WEIGHTS_FILE)
 
     train_data, validation_data = datasets.make_pipelines(dataset, config.batch_size, config.seed)
     stop = _StopAtBatchEnd(runs.run_name(config))
@@ -179,15 +182,13 @@ def _train(config: RunConfig, strategy, run_dir: Path, dataset, verbose, chief: 
         return result
     write_run_hparams(run_dir, config)
     (run_dir / runs.HISTORY_FILE).write_text(json.dumps(history_values, indent=2) + "\n")
-    runs.write_marker(
-        run_dir,
-        {"status": status, "wall_time_s": round(wall_time, 3), "steps": steps,
-         "steps_per_epoch": int(train_data.cardinality().numpy()),
-         "epochs": len(history_values.get("loss", [])), "final": result.final,
-         "devices": devices, "replicas": int(strategy.num_replicas_in_sync),
-         "workers": distribute.worker_count(strategy),
-         **({"diverged_at_step": diverged_at} if diverged_at is not None else {})},
-    )
+    runs.write_marker(run_dir, runs.Marker(
+        status=runs.RunStatus(status), wall_time_s=round(wall_time, 3), steps=steps,
+        steps_per_epoch=int(train_data.cardinality().numpy()),
+        epochs=len(history_values.get("loss", [])), final=result.final,
+        devices=devices, replicas=int(strategy.num_replicas_in_sync),
+        workers=distribute.worker_count(strategy), diverged_at_step=diverged_at,
+        data_sha256=datasets.fingerprint(dataset)))
     return result
 
 

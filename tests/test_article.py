@@ -60,7 +60,7 @@ def test_tiny_article_runs_end_to_end_in_parallel_and_resumes(tmp_path):
 
     assert (experiment / "hparams_config").is_dir() and (experiment / "custom_scalars").is_dir()
     markers = {path: (path / runs.MARKER_FILE).read_text()
-               for path in runs.find_completed_runs(experiment)}
+               for path in (run.path for run in runs.load_runs(experiment))}
     again = run_cli("sweep", sweep_file, "--logdir", logdir, "--jobs", "2")
     assert again.returncode == 0, again.stderr[-3000:]
     assert again.stdout.count("already complete, skipped") == 2

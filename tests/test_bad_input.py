@@ -196,7 +196,7 @@ def write_gradient_run(run_dir):
     """A completed run whose `train/` events hold one gradient histogram."""
     (run_dir / runs.TRAIN_DIR).mkdir(parents=True)
     (run_dir / runs.CONFIG_FILE).write_text(TEST_CONFIG.replace(activation="relu").to_json())
-    runs.write_marker(run_dir, {"status": runs.STATUS_COMPLETE, "steps": 1, "epochs": 1})
+    runs.write_marker(run_dir, runs.Marker(runs.RunStatus.COMPLETE, steps=1, epochs=1))
     summary = histogram_summary.histogram_pb("gradients/dense_1/kernel", [0.0, 1.0, 2.0])
     with open(run_dir / runs.TRAIN_DIR / "events.out.tfevents.0.test", "wb") as handle:
         writer = RecordWriter(handle)

@@ -34,7 +34,7 @@ def make_run(logdir, activation, steps=STEPS, scales=None, write_events=True):
     run_dir = runs.run_dir(config, logdir)
     (run_dir / runs.TRAIN_DIR).mkdir(parents=True)
     (run_dir / runs.CONFIG_FILE).write_text(config.to_json())
-    runs.write_marker(run_dir, {"status": runs.STATUS_COMPLETE, "steps": steps[-1]})
+    runs.write_marker(run_dir, runs.Marker(runs.RunStatus.COMPLETE, steps=steps[-1]))
     if write_events:
         scales = scales or SCALES[activation]
         writer = tf.summary.create_file_writer(str(run_dir / runs.TRAIN_DIR))

@@ -7,6 +7,7 @@ truncations and bit flips of a real event file (hypothesis): it never raises,
 warns naming the file, and keeps every event before the damage.
 """
 
+import dataclasses
 import json
 import os
 import shutil
@@ -18,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c
 
-from reproduce import events, runs
+from reproduce import datasets, events, runs
 from reproduce.compare import compare_runs
 from reproduce.config import TEST_CONFIG
 from reproduce.plots import FIGURES_DIR, LOSS_DROP_DIR, plot_experiment
@@ -82,7 +83,8 @@ DAMAGES = {
     "model truncated": ("linear", truncate(runs.MODEL_FILE)),
     "probe random bytes": ("linear", overwrite(runs.PROBE_FILE, os.urandom(512))),
 }
-UNREADABLE_RUN = ("config not json", "config not utf-8", "config missing", "marker not json")
+UNREADABLE_RUN = ("config not json", "config not utf-8", "config missing", "marker not json",
+                  "marker without status")
 # Copies that are a configuration of their own, so that a decision boundary loads their model.
 OWN_CONFIGURATION = ("model random bytes", "model truncated")
 
@@ -112,6 +114,10 @@ def damaged_experiment(good_experiment, tmp_path_factory):
         shutil.copytree(runs.run_dir(config.replace(seed=0, noise=TEST_CONFIG.noise),
                                      experiment.parent), run_dir)
         (run_dir / runs.CONFIG_FILE).write_text(config.to_json())
+        # A copy trained "on" its own config's data, so that only the damage differs.
+        runs.write_marker(run_dir, dataclasses.replace(
+            runs.read_marker(run_dir),
+            data_sha256=datasets.fingerprint(datasets.load_dataset(config))))
         damaged[kind] = (run_dir.relative_to(experiment),
                          damage(run_dir).relative_to(experiment))
     return experiment, damaged
@@ -143,7 +149,7 @@ def test_plot_draws_every_readable_run_and_names_each_damaged_file(experiment):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         written = set(plot_experiment(experiment, jobs=1))
-    not_plotted = (*UNREADABLE_RUN, "events garbage", "marker without status")
+    not_plotted = (*UNREADABLE_RUN, "events garbage")
     assert_warned_naming(caught, damaged, [*not_plotted, "events truncated",
                                            "model random bytes", "model truncated"])
     plotted = [kind for kind in DAMAGES if kind not in not_plotted]

@@ -59,8 +59,8 @@ def initial_gradient_norms(probe) -> dict[str, float]:
 
 def test_mirrored_over_two_cpus_logs_single_device_values_once(mirrored_run):
     marker = runs.read_marker(mirrored_run)
-    assert marker["status"] == "complete" and marker["replicas"] == 2
-    assert [device[-5:] for device in marker["devices"]] == ["CPU:0", "CPU:1"]
+    assert marker.status is runs.RunStatus.COMPLETE and marker.replicas == 2
+    assert [device[-5:] for device in marker.devices] == ["CPU:0", "CPU:1"]
     train_events = events.read_events(mirrored_run / runs.TRAIN_DIR)
     for series in [*train_events.scalars.values(), *train_events.histograms.values()]:
         assert len(set(series.steps.tolist())) == len(series.steps)  # one copy per step
@@ -164,7 +164,7 @@ def test_two_loopback_workers_train_one_run_written_by_the_chief(tmp_path, mirro
     assert file_layout(run_dir) == file_layout(mirrored_run)  # one set of files
     assert event_file_pids(run_dir) == {pids[0]}  # all written by the chief
     marker = runs.read_marker(run_dir)
-    assert marker["replicas"] == 2 and marker["workers"] == 2 and marker["steps"] == 8
+    assert marker.replicas == 2 and marker.workers == 2 and marker.steps == 8
     # Again: the chief refuses the completed run and the other worker stops too.
     _, refusals = run_workers(["train", *FLAGS, "--logdir", logdir], tmp_path, expected_status=2)
     assert "already complete; pass --overwrite" in refusals[0][1]
@@ -194,7 +194,7 @@ def test_multi_worker_sweep_skips_what_the_chief_has_and_trains_the_rest(tmp_pat
         assert "2 runs: 1 trained, 1 already complete, 0 failed" in stdout
     assert {path: path.read_bytes() for path in done.rglob("*") if path.is_file()} == before
     trained = runs.run_dir(CONFIG.replace(activation="tanh"), logdir)
-    assert runs.read_marker(trained)["replicas"] == 2
+    assert runs.read_marker(trained).replicas == 2
     assert event_file_pids(trained) == {pids[0]}
     assert runs.load_config(trained).strategy == "multi_worker"
 

@@ -1,5 +1,6 @@
 """Tests of reproduce.plots: TensorBoard's smoothing, loss curves read back, figures written."""
 
+import dataclasses
 import json
 import shutil
 
@@ -62,9 +63,13 @@ def write_fabricated_run(logdir, seed, batch_losses, validation_losses,
                 tf.summary.scalar(tag, value, step=step)
         writer.close()
     (path / runs.HISTORY_FILE).write_text(json.dumps({"val_loss": validation_losses}))
-    runs.write_marker(path, {"status": status, "steps": len(batch_losses),
-                             "epochs": len(validation_losses), "final": {}})
+    runs.write_marker(path, runs.Marker(runs.RunStatus(status), steps=len(batch_losses),
+                                        epochs=len(validation_losses)))
     return path
+
+
+def as_runs(*paths):
+    return [runs.Run(path) for path in paths]
 
 
 @pytest.fixture
@@ -77,7 +82,7 @@ def fabricated(tmp_path):
 
 
 def test_loss_curves_are_the_values_written(fabricated):
-    groups = plots.load_loss_curves(fabricated, weight=0.0)
+    groups = plots.load_loss_curves(as_runs(*fabricated), weight=0.0)
     assert list(groups) == [FABRICATED_GROUP]
     seed_0, seed_1 = groups[FABRICATED_GROUP].runs
     assert (seed_0.config.seed, seed_1.config.seed) == (0, 1)
@@ -90,7 +95,7 @@ def test_loss_curves_are_the_values_written(fabricated):
 
 
 def test_group_mean_and_band_across_seeds(fabricated):
-    group = plots.load_loss_curves(fabricated, weight=0.0)[FABRICATED_GROUP]
+    group = plots.load_loss_curves(as_runs(*fabricated), weight=0.0)[FABRICATED_GROUP]
     np.testing.assert_array_equal(group.steps, [1, 2, 3, 4, 5, 6])
     np.testing.assert_array_equal(group.mean, [0.75, 0.625, 0.375, 0.3125, 0.1875, 0.125])
     np.testing.assert_array_equal(group.low, SEED_1_BATCH)
@@ -99,7 +104,7 @@ def test_group_mean_and_band_across_seeds(fabricated):
 
 
 def test_group_mean_is_of_the_smoothed_curves(fabricated):
-    group = plots.load_loss_curves(fabricated, weight=0.6)[FABRICATED_GROUP]
+    group = plots.load_loss_curves(as_runs(*fabricated), weight=0.6)[FABRICATED_GROUP]
     # First step: each debiased average is the value itself, (1.0 + 0.5) / 2.
     assert group.mean[0] == pytest.approx(0.75)
     # Second step: seed 0 (0.24 + 0.3) / 0.64, seed 1 (0.12 + 0.2) / 0.64.
@@ -109,7 +114,7 @@ def test_group_mean_is_of_the_smoothed_curves(fabricated):
 def test_diverged_seed_is_kept_but_left_out_of_the_mean(tmp_path, fabricated):
     diverged = write_fabricated_run(tmp_path, 2, [1.0, 4.0, float("nan")], [float("nan")],
                                     status=runs.STATUS_DIVERGED)
-    group = plots.load_loss_curves([*fabricated, diverged], weight=0.0)[FABRICATED_GROUP]
+    group = plots.load_loss_curves(as_runs(*fabricated, diverged), weight=0.0)[FABRICATED_GROUP]
     assert [curves.diverged for curves in group.runs] == [False, False, True]
     np.testing.assert_array_equal(group.runs[2].steps, [1, 2, 3])
     np.testing.assert_array_equal(group.mean, [0.75, 0.625, 0.375, 0.3125, 0.1875, 0.125])
@@ -118,12 +123,12 @@ def test_diverged_seed_is_kept_but_left_out_of_the_mean(tmp_path, fabricated):
 def test_incomplete_run_is_skipped_with_a_warning(fabricated):
     (fabricated[1] / runs.MARKER_FILE).unlink()
     with pytest.warns(UserWarning, match="skipping incomplete run .*s1-ep=2"):
-        assert runs.find_completed_runs(fabricated[0].parent.parent) == [fabricated[0]]
+        assert runs.load_runs(fabricated[0].parent.parent) == [runs.Run(fabricated[0])]
 
 
 def test_empty_experiment_raises_run_not_found(tmp_path):
     (tmp_path / "empty").mkdir()
-    with pytest.raises(RunNotFoundError, match=r"no completed runs in .*empty$"):
+    with pytest.raises(RunNotFoundError, match=r"no completed runs in .*empty: no run folder"):
         plots.plot_experiment(tmp_path / "empty")
 
 
@@ -172,10 +177,10 @@ def test_plotting_again_replaces_the_image_summaries(tiny_experiment):
 def test_diverged_run_is_still_plotted(tiny_experiment, tmp_path):
     experiment = shutil.copytree(tiny_experiment, tmp_path / "copy")
     linear = experiment / runs.run_name(TEST_CONFIG)
-    runs.write_marker(linear, {**runs.read_marker(linear), "status": runs.STATUS_DIVERGED,
-                               "diverged_at_step": 5})
+    runs.write_marker(linear, dataclasses.replace(
+        runs.read_marker(linear), status=runs.RunStatus.DIVERGED, diverged_at_step=5))
     written = plots.plot_experiment(experiment)
     assert set(written) == set(expected_images(experiment))
-    group = plots.load_loss_curves([linear])[runs.group_name(TEST_CONFIG)]
+    group = plots.load_loss_curves(as_runs(linear))[runs.group_name(TEST_CONFIG)]
     assert group.runs[0].diverged and group.mean is None
     assert group.runs[0].divergence_label == "seed 0 diverged at step 5"

@@ -92,12 +92,12 @@ def test_diverging_run_is_marked_and_sweep_continues(tmp_path, capsys):
     assert [outcome.status for outcome in summary.outcomes] == ["diverged", "complete"]
     diverged_dir = runs.run_dir(tiny.configs()[0], tmp_path)
     marker = runs.read_marker(diverged_dir)
-    assert marker["status"] == "diverged"
+    assert marker.status is runs.RunStatus.DIVERGED
     # Stopped at the end of the compiled call (4 steps) holding the first NaN loss.
     losses = events.read_events(diverged_dir / runs.TRAIN_DIR).scalars["batch_loss"]
     first_nan = int(losses.steps[~np.isfinite(losses.values)][0])
-    assert marker["diverged_at_step"] == first_nan
-    assert marker["steps"] == -(-first_nan // 4) * 4 < 8
+    assert marker.diverged_at_step == first_nan
+    assert marker.steps == -(-first_nan // 4) * 4 < 8
     assert "DIVERGED (NaN loss)" in capsys.readouterr().out
     again = sweep.run_all(tiny, tmp_path, jobs=1)
     assert [outcome.status for outcome in again.outcomes] == ["skipped", "skipped"]

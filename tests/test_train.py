@@ -1,3 +1,4 @@
+import hashlib
 import json
 import subprocess
 import sys
@@ -15,14 +16,32 @@ from reproduce.train import _set_up_session, train
 def test_run_folder_holds_every_file(tiny_run):
     path = tiny_run.run_dir
     assert path.name == "relu-d2-w8-s0-bs=16-ep=2-n=80"
-    for name in ("config.json", "model.keras", "history.json", "probe.npz", "COMPLETE"):
+    for name in ("config.json", "model.keras", "initial.weights.h5", "history.json",
+                 "probe.npz", "COMPLETE"):
         assert (path / name).is_file(), name
     assert events.event_files(path / "train") and events.event_files(path / "validation")
     assert runs.load_config(path) == tiny_run.config
     marker = runs.read_marker(path)
-    assert marker["status"] == "complete" and marker["steps"] == 8 == tiny_run.steps
-    assert marker["replicas"] == 1 and marker["devices"][0].endswith("CPU:0")  # no GPU here
-    assert marker["final"]["val_accuracy"] == tiny_run.history["val_accuracy"][-1]
+    assert marker.status is runs.RunStatus.COMPLETE and marker.steps == 8 == tiny_run.steps
+    assert marker.replicas == 1 and marker.devices[0].endswith("CPU:0")  # no GPU here
+    assert marker.final["val_accuracy"] == tiny_run.history["val_accuracy"][-1]
+    # The split it trained on, fingerprinted independently of datasets.fingerprint.
+    split = datasets.load_dataset(TEST_CONFIG.replace(activation="relu"))
+    digest = hashlib.sha256()
+    for array in (split.x_train, split.y_train, split.x_val, split.y_val):
+        digest.update(f"{array.dtype.str}{array.shape};".encode() + array.tobytes())
+    assert marker.data_sha256 == digest.hexdigest()
+
+
+def test_initial_weights_are_the_weights_before_the_first_update(tiny_run):
+    initial = runs.load_model(tiny_run.run_dir, initial=True)
+    split = datasets.load_dataset(tiny_run.config)
+    built = models.build_model(tiny_run.config, split.input_dim, split.n_classes)
+    for saved, expected in zip(initial.weights, built.weights):
+        np.testing.assert_array_equal(saved.numpy(), expected.numpy())
+    final = runs.load_model(tiny_run.run_dir)
+    assert not np.array_equal(final.get_layer("dense_1").kernel.numpy(),
+                              initial.get_layer("dense_1").kernel.numpy())
 
 
 def test_history_json_is_keras_history(tiny_run):

@@ -39,7 +39,7 @@ from tensorboard.plugins import base_plugin
 from werkzeug import wrappers
 
 from callbacks import tags as tag_names
-from reproduce import compare, events
+from reproduce import compare, events, jsonable
 
 PLUGIN_NAME = "histogram_overlay"  # also the route prefix and the URL's tab name
 TAB_NAME = "Histogram overlay"
@@ -150,7 +150,7 @@ class HistogramOverlayPlugin(base_plugin.TBPlugin):
                 f"step {requested} is outside the logged steps of {tag!r}: "
                 f"{logged[0]} to {logged[-1]}")
         table = compare.tabulate(run_events, [glob.escape(layer) for layer in layers], [requested])
-        return compare.finite_or_none(
+        return jsonable.finite(
             _overlay(tag, logged, requested, layers, layer_names, table, run_events))
 
     def _list_histograms(self, ctx, experiment) -> dict:

@@ -1,0 +1,44 @@
+"""The figures toolkit shared by `plots` and `compare`: where figures go, and how they are saved.
+
+Importing it selects matplotlib's Agg backend, which writes files only, so
+figures are drawn without a display (CI, servers, worker processes).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+DPI = 100
+FIGURES_DIR = "figures"  # under the experiment folder; also a TensorBoard run of images
+LOSS_DROP_DIR = "loss_drop"  # figures/loss_drop/<dataset>/<configuration>.png
+OVERVIEW_FILE = "overview.png"
+OVERLAY_FILE = "overlay_{dataset}.png"
+BOUNDARY_FILE = "boundary_{dataset}.png"
+
+
+def loss_drop_path(group: str) -> Path:
+    """The loss-drop figure of a configuration (`runs.group_name`), under the experiment."""
+    return Path(FIGURES_DIR, LOSS_DROP_DIR, f"{group}.png")
+
+
+def overview_path() -> Path:
+    """The overview figure, under the experiment."""
+    return Path(FIGURES_DIR, OVERVIEW_FILE)
+
+
+def existing(experiment_dir: Path, relative: Path) -> str | None:
+    """`relative` as a POSIX path if that figure exists under `experiment_dir`, else None."""
+    return relative.as_posix() if (Path(experiment_dir) / relative).is_file() else None
+
+
+def save(figure, path: Path) -> Path:
+    """Writes `figure` to `path` (creating its folder) at `DPI`, closes it, returns `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=DPI)
+    plt.close(figure)
+    return path
