@@ -309,6 +309,66 @@ def test_callbacks_reused_on_second_fit_leave_first_logs_intact(tmp_path):
     assert "compute_loss" not in model.__dict__
 
 
+def _first_global_gradient_norm(log_dir) -> float:
+    """The global gradient norm logged at the start of the fit that wrote `log_dir`."""
+    return events.read_events(log_dir / "train").scalars[tags.GLOBAL_GRADIENT_NORM].values[0]
+
+
+def _tape_global_gradient_norm(model, x, y) -> float:
+    with tf.GradientTape() as tape:
+        loss = model.compute_loss(x=x, y=y, y_pred=model(x, training=False), training=False)
+    gradients = tape.gradient(loss, model.trainable_variables)
+    return float(tf.linalg.global_norm(gradients))
+
+
+def test_later_fits_reuse_the_traced_functions_with_their_own_probe(tmp_path):
+    keras.utils.set_random_seed(0)
+    model = _small_model()
+    x, y = _toy_data(64)
+    first, second = (x[:32], y[:32]), (x[32:], y[32:])  # probes of the same shapes
+    logged = {}
+    for name, probe in (("first", first), ("second", second)):
+        expected = _tape_global_gradient_norm(model, *probe)
+        loggers = [BatchLossLogger(tmp_path / name, keep_capture=True),
+                   GradientLogger(tmp_path / name, probe=probe),
+                   WeightLogger(tmp_path / name, probe=probe),
+                   ActivationLogger(tmp_path / name, probe=probe)]
+        model.fit(x, y, epochs=1, batch_size=8, verbose=0, callbacks=loggers)
+        np.testing.assert_allclose(_first_global_gradient_norm(tmp_path / name), expected,
+                                   rtol=1e-5)
+        logged[name] = events.read_events(tmp_path / name / "train")
+        if name == "first":
+            train_function = model.train_function
+            probe_functions = dict(model._probe_logger_functions)
+    assert model.train_function is train_function  # the step with the loss capture, kept
+    assert model._probe_logger_functions == probe_functions  # one trace per logger kind
+    assert len(probe_functions) == 3
+    assert logged["second"].tags == logged["first"].tags
+    assert logged["second"].scalars["batch_loss"].steps.tolist() == list(range(9, 17))
+    # A new compile (another loss) is a new trace, of the new loss.
+    model.compile(optimizer="sgd", loss="mse")
+    expected = _tape_global_gradient_norm(model, *second)
+    model.fit(x, y, epochs=1, batch_size=8, verbose=0,
+              callbacks=[GradientLogger(tmp_path / "mse", probe=second)])
+    np.testing.assert_allclose(_first_global_gradient_norm(tmp_path / "mse"), expected,
+                               rtol=1e-5)
+    assert len(model._probe_logger_functions) == 4
+
+
+def test_kept_capture_is_replaced_when_steps_per_execution_changes(tmp_path):
+    keras.utils.set_random_seed(0)
+    model = _small_model()
+    x, y = _toy_data()
+    model.fit(x, y, epochs=1, batch_size=8, verbose=0,
+              callbacks=[BatchLossLogger(tmp_path / "a", keep_capture=True)])
+    model.compile(optimizer="sgd", loss="binary_crossentropy", steps_per_execution=2)
+    model.fit(x, y, epochs=1, batch_size=8, verbose=0,
+              callbacks=[BatchLossLogger(tmp_path / "b")])
+    losses = events.read_events(tmp_path / "b" / "train").scalars["batch_loss"]
+    assert losses.steps.tolist() == [1, 2, 3, 4]  # a new optimizer counts from 0
+    assert "compute_loss" not in model.__dict__  # not kept this time
+
+
 MIRRORED_SCRIPT = textwrap.dedent("""
     import sys
     import numpy as np
