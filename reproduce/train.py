@@ -195,7 +195,10 @@ def _train(config: RunConfig, strategy, run_dir: Path, dataset, verbose, chief: 
 
 def make_callbacks(config: RunConfig, run_dir: Path, probe,
                    keep_traces: bool = False) -> list[keras.callbacks.Callback]:
-    """Returns Keras's TensorBoard callback plus ours, all writing into `run_dir`.
+    """Returns our callbacks, all writing into `run_dir`.
+
+    `EpochLogger` writes the epoch scalars of Keras's TensorBoard callback
+    (same tags and layout), cheaper.
 
     With `keep_traces`, the model keeps the traced train step with the batch
     loss capture after `fit`, for the next run on the same model.
@@ -213,7 +216,7 @@ def make_callbacks(config: RunConfig, run_dir: Path, probe,
         (config.log_activations, run_callbacks.ActivationLogger),
     ]
     return [
-        keras.callbacks.TensorBoard(log_dir=str(run_dir), write_graph=False),
+        run_callbacks.EpochLogger(run_dir),
         run_callbacks.BatchLossLogger(run_dir, keep_capture=keep_traces),
         *(logger(run_dir, **probe_options) for enabled, logger in loggers if enabled),
         keras.callbacks.TerminateOnNaN(),
@@ -291,7 +294,10 @@ def _set_up_session(config: RunConfig, keep_models: bool = False) -> None:
         keras.backend.clear_session()
     policy = "mixed_float16" if config.mixed_precision else "float32"
     keras.mixed_precision.set_global_policy(policy)
-    keras.utils.set_random_seed(config.seed)
+    if keep_models:
+        model_cache.set_random_seed(config.seed)
+    else:
+        keras.utils.set_random_seed(config.seed)
     # Keras refuses XLA while op determinism is on, so jit runs do without it.
     if config.jit_compile:
         tf_config.disable_op_determinism()

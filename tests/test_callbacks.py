@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from callbacks import (ActivationLogger, BatchLossLogger, GradientLogger, WeightLogger,
-                       summaries, tags)
+from callbacks import (ActivationLogger, BatchLossLogger, EpochLogger, GradientLogger,
+                       WeightLogger, summaries, tags)
 from reproduce import events
 from reproduce.config import TEST_CONFIG
 from reproduce.train import train
@@ -157,6 +157,34 @@ def test_same_values_whatever_steps_per_execution(tmp_path):
     second = events.read_run(eight.run_dir).train.scalars[tags.GLOBAL_GRADIENT_NORM]
     assert first.steps.tolist() == second.steps.tolist() == [0, 4, 8, 12]
     np.testing.assert_allclose(first.values, second.values, rtol=1e-5)
+
+
+@pytest.mark.parametrize("policy", ["float32", "mixed_float16"])
+def test_epoch_logger_writes_what_keras_tensorboard_writes(tmp_path, policy):
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4, activation="relu"),
+                                  keras.layers.Dense(1, activation="sigmoid", dtype="float32")])
+        model.compile(optimizer=keras.optimizers.Adam(0.01), loss="binary_crossentropy",
+                      metrics=["accuracy"], steps_per_execution=4)
+        x = np.random.default_rng(0).normal(size=(40, 3)).astype("float32")
+        y = (x[:, :1] > 0).astype("float32")
+        model.fit(x, y, batch_size=8, epochs=3, validation_data=(x[:16], y[:16]), verbose=0,
+                  callbacks=[keras.callbacks.TensorBoard(str(tmp_path / "keras"),
+                                                         write_graph=False),
+                             EpochLogger(tmp_path / "ours")])
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    for folder in ("train", "validation"):
+        expected = events.read_events(tmp_path / "keras" / folder).scalars
+        logged = events.read_events(tmp_path / "ours" / folder).scalars
+        assert set(logged) == set(expected) and len(logged) >= 3
+        for tag, scalars in expected.items():
+            assert logged[tag].steps.tolist() == scalars.steps.tolist(), tag
+            assert logged[tag].values.tolist() == scalars.values.tolist(), tag
+    assert events.read_events(tmp_path / "ours" / "validation").scalars[
+        "evaluation_loss_vs_iterations"].steps.tolist() == [5, 10, 15]
 
 
 def test_mixed_precision_logs_float32_values(tmp_path):
