@@ -3,6 +3,7 @@
 They import nothing from `reproduce`, so they work on any Keras model:
 
 - `BatchLossLogger`: the true loss of every batch (`batch_loss`),
+- `EpochLogger`: the epoch scalars of Keras's `TensorBoard` callback, faster,
 - `GradientLogger`: per-variable gradients and norms on a probe batch,
 - `WeightLogger`: per-variable weights, norms and relative updates,
 - `ActivationLogger`: per-layer z, f(z), f'(z), dLoss/df(z), dead and
@@ -18,6 +19,7 @@ import importlib
 _MODULES = {
     "ActivationLogger": "callbacks.activation_logger",
     "BatchLossLogger": "callbacks.batch_loss_logger",
+    "EpochLogger": "callbacks.epoch_logger",
     "GradientLogger": "callbacks.gradient_logger",
     "ProbeLogger": "callbacks.probe_logger",
     "WeightLogger": "callbacks.weight_logger",

@@ -73,11 +73,11 @@ class ActivationLogger(ProbeLogger):
         histogram_tags = [tags.tag(kind, path) for path in paths for kind in HISTOGRAM_KINDS]
         return scalar_tags, histogram_tags
 
-    def _compute(self):
+    def _compute(self, probe):
         with tf.GradientTape() as tape:
             with activation_layers.tapped(self._taps):
-                y_pred = self._forward()
-            loss = self._probe_loss(y_pred)
+                y_pred = self._forward(probe)
+            loss = self._probe_loss(probe, y_pred)
         self._logged = self._hidden_taps(y_pred)
         if not self._logged:
             return tf.zeros([0]), tf.zeros([0, self.histogram_buckets, 3], tf.float64)

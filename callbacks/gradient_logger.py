@@ -50,9 +50,9 @@ class GradientLogger(ProbeLogger):
         return scalar_tags + [tags.GLOBAL_GRADIENT_NORM], [tags.tag(tags.GRADIENTS, key)
                                                            for key in keys]
 
-    def _compute(self):
+    def _compute(self, probe):
         with tf.GradientTape() as tape:
-            loss = self._probe_loss(self._forward())
+            loss = self._probe_loss(probe, self._forward(probe))
         gradients = tape.gradient(loss, self._variables,
                                   unconnected_gradients=tf.UnconnectedGradients.ZERO)
         # An embedding's gradient comes as IndexedSlices.

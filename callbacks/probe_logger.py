@@ -3,9 +3,11 @@
 A fixed probe batch, a lazily created writer into `<log_dir>/train`, and the
 schedule: step 0 (the initial weights), every `every_n_steps` optimizer
 steps, and the final weights at the end of training. Subclasses implement
-`_compute()`, which computes every value of one log in a single compiled call
-(on the model's device, histograms bucketed there too); the host then writes
-them as events in one go.
+`_compute(probe)`, which computes every value of one log in a single compiled
+call (on the model's device, histograms bucketed there too); the host then
+writes them as events in one go. The traced function is kept with the model,
+so a later `fit` of the same model with a logger of the same kind, settings
+and probe shapes calls it again instead of tracing it again.
 """
 
 from __future__ import annotations
@@ -92,6 +94,7 @@ class ProbeLogger(keras.callbacks.Callback):
         self.probe = read_probe(probe, probe_size, seed)
         self._writer = None
         self._function = None
+        self._tensors = None
         self._every = None
         self._next_step = None
         self._last_logged_step = None
@@ -137,12 +140,18 @@ class ProbeLogger(keras.callbacks.Callback):
         self._every = self._resolve_every()
         self._last_logged_step = None
         self._tensors = _to_tensors(self.probe)
-        self._build(model)
-        self._prepare(model)
-        # Traced once per fit; the model's metrics are left as they are (see `_frozen_metrics`).
-        with _frozen_metrics(model):
-            self._function = tf.function(self._compute, autograph=False).get_concrete_function()
-        self._scalar_tags, self._histogram_tags = self._tags()
+        traced_functions = _traced_functions(model)
+        key = self._trace_key(model)
+        if key not in traced_functions:
+            self._build(model)
+            self._prepare(model)
+            # The model's metrics are left as they are (see `_frozen_metrics`).
+            with _frozen_metrics(model):
+                function = tf.function(self._compute, autograph=False).get_concrete_function(
+                    self._tensors)
+            traced_functions[key] = (function, self._tags())
+        self._function, (self._scalar_tags, self._histogram_tags) = traced_functions[key]
+        self._start()
         step = self._current_step()
         self._log(step)
         self._next_step = (step // self._every + 1) * self._every
@@ -162,7 +171,8 @@ class ProbeLogger(keras.callbacks.Callback):
         self._function = self._tensors = None
 
     def _log(self, step: int) -> None:
-        scalar_values, histogram_values = (tensor.numpy() for tensor in self._function())
+        scalar_values, histogram_values = (tensor.numpy()
+                                           for tensor in self._function(self._tensors))
         scalars = [(tag, value) for tag, value in zip(self._scalar_tags, scalar_values.tolist())
                    if self._should_write(tag)]
         self._train_writer.write(step, scalars, zip(self._histogram_tags, histogram_values))
@@ -191,30 +201,47 @@ class ProbeLogger(keras.callbacks.Callback):
                 losses.compute_loss(model.compute_loss, x, y, y_pred, sample_weight,
                                     training=False)
 
+    def _trace_key(self, model) -> tuple:
+        """What the traced function depends on besides the model: a new key traces anew.
+
+        A new `compile` (a new loss) or a change of the trainable variables
+        changes the key too.
+        """
+        probe_spec = tf.nest.map_structure(
+            lambda tensor: None if tensor is None else (tuple(tensor.shape), tensor.dtype.name),
+            self._tensors)
+        return (type(self), self.histogram_buckets, repr(probe_spec),
+                id(getattr(model, "_compile_loss", None)),
+                tuple(id(variable) for variable in model.trainable_variables))
+
     def _prepare(self, model) -> None:
-        """Sets up per-fit state before `_compute` is traced."""
+        """Sets up what `_compute` needs before it is traced (not called when reused)."""
         raise NotImplementedError
+
+    def _start(self) -> None:
+        """Resets per-fit state at the start of every fit."""
 
     def _tags(self) -> tuple[list[str], list[str]]:
         """The scalar and histogram tags `_compute` fills, in order; asked after tracing."""
         raise NotImplementedError
 
-    def _compute(self):
+    def _compute(self, probe):
         """Returns (scalars of shape (T,), histograms of shape (S, k, 3)) for one log.
 
-        Traced once per fit, without autograph; the order matches `_tags()`.
+        `probe` is the (x, y, sample_weight) tensors. Traced without autograph
+        once per model and trace key (`_trace_key`); the order matches `_tags()`.
         """
         raise NotImplementedError
 
-    def _forward(self):
+    def _forward(self, probe):
         """The model's predictions on the probe, in inference mode."""
-        return _call(self.model, self._tensors[0])
+        return _call(self.model, probe[0])
 
-    def _probe_loss(self, y_pred):
+    def _probe_loss(self, probe, y_pred):
         """The loss `fit` minimises, on the probe, unscaled from any distribution strategy."""
-        _, y, sample_weight = self._tensors
+        x, y, sample_weight = probe
         return losses.unscaled(losses.compute_loss(
-            self.model.compute_loss, self._tensors[0], y, y_pred, sample_weight, training=False))
+            self.model.compute_loss, x, y, y_pred, sample_weight, training=False))
 
 
 def _call(model, x):
@@ -224,11 +251,22 @@ def _call(model, x):
     return model(x)
 
 
+def _traced_functions(model) -> dict:
+    """The probe loggers' traced functions kept with `model`: key -> (function, tags)."""
+    functions = model.__dict__.get("_probe_logger_functions")
+    if functions is None:
+        functions = {}
+        # Set past Keras's attribute tracking: a private cache, not model state.
+        object.__setattr__(model, "_probe_logger_functions", functions)
+    return functions
+
+
 def _to_tensors(probe: Probe):
     """x, y and sample_weight as tensors, floats in Keras's float type as `fit` makes them.
 
-    Eager tensors are captured by the traced function as inputs rather than
-    embedded as graph constants, which keeps large probes out of the graph.
+    They are the traced function's arguments, not graph constants, which keeps
+    large probes out of the graph and lets a later probe of the same shapes
+    reuse the function.
     """
     def convert(array):
         if np.issubdtype(array.dtype, np.floating):

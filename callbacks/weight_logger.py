@@ -45,16 +45,17 @@ class WeightLogger(ProbeLogger):
         size = sum(int(np.prod(variable.shape)) for variable in self._variables)
         # The previous log's weights, flattened like `summaries.Flat.of(variables)`.
         self._previous = tf.Variable(tf.zeros([size], tf.float32), trainable=False)
+
+    def _start(self):
         self._logs_written = 0
 
     def _tags(self):
         keys = tags.variable_keys(self._variables)
-        self._ratio_tags = {tags.tag(tags.UPDATE_RATIO, key) for key in keys}
         scalar_tags = [tags.tag(tags.WEIGHT_NORM, key) for key in keys]
         scalar_tags += [tags.tag(tags.UPDATE_RATIO, key) for key in keys]
         return scalar_tags, [tags.tag(tags.WEIGHTS, key) for key in keys]
 
-    def _compute(self):
+    def _compute(self, probe):
         weights = [tf.convert_to_tensor(variable) for variable in self._variables]
         flat = summaries.Flat.of(weights)
         previous = tf.convert_to_tensor(self._previous)
@@ -70,4 +71,5 @@ class WeightLogger(ProbeLogger):
         self._logs_written += 1
 
     def _should_write(self, scalar_tag):
-        return self._logs_written > 0 or scalar_tag not in self._ratio_tags
+        # The first log of a fit has no previous weights to compare with.
+        return self._logs_written > 0 or not scalar_tag.startswith(tags.UPDATE_RATIO + "/")

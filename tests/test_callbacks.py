@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from callbacks import (ActivationLogger, BatchLossLogger, GradientLogger, WeightLogger,
-                       summaries, tags)
+from callbacks import (ActivationLogger, BatchLossLogger, EpochLogger, GradientLogger,
+                       WeightLogger, summaries, tags)
 from reproduce import events
 from reproduce.config import TEST_CONFIG
 from reproduce.train import train
@@ -157,6 +157,34 @@ def test_same_values_whatever_steps_per_execution(tmp_path):
     second = events.read_run(eight.run_dir).train.scalars[tags.GLOBAL_GRADIENT_NORM]
     assert first.steps.tolist() == second.steps.tolist() == [0, 4, 8, 12]
     np.testing.assert_allclose(first.values, second.values, rtol=1e-5)
+
+
+@pytest.mark.parametrize("policy", ["float32", "mixed_float16"])
+def test_epoch_logger_writes_what_keras_tensorboard_writes(tmp_path, policy):
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4, activation="relu"),
+                                  keras.layers.Dense(1, activation="sigmoid", dtype="float32")])
+        model.compile(optimizer=keras.optimizers.Adam(0.01), loss="binary_crossentropy",
+                      metrics=["accuracy"], steps_per_execution=4)
+        x = np.random.default_rng(0).normal(size=(40, 3)).astype("float32")
+        y = (x[:, :1] > 0).astype("float32")
+        model.fit(x, y, batch_size=8, epochs=3, validation_data=(x[:16], y[:16]), verbose=0,
+                  callbacks=[keras.callbacks.TensorBoard(str(tmp_path / "keras"),
+                                                         write_graph=False),
+                             EpochLogger(tmp_path / "ours")])
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    for folder in ("train", "validation"):
+        expected = events.read_events(tmp_path / "keras" / folder).scalars
+        logged = events.read_events(tmp_path / "ours" / folder).scalars
+        assert set(logged) == set(expected) and len(logged) >= 3
+        for tag, scalars in expected.items():
+            assert logged[tag].steps.tolist() == scalars.steps.tolist(), tag
+            assert logged[tag].values.tolist() == scalars.values.tolist(), tag
+    assert events.read_events(tmp_path / "ours" / "validation").scalars[
+        "evaluation_loss_vs_iterations"].steps.tolist() == [5, 10, 15]
 
 
 def test_mixed_precision_logs_float32_values(tmp_path):
@@ -307,6 +335,66 @@ def test_callbacks_reused_on_second_fit_leave_first_logs_intact(tmp_path):
     assert train_events.scalars[tags.GLOBAL_GRADIENT_NORM].steps.tolist() == [0, 4, 4, 8]
     # The plain train step is back after fit: no capture is left on the model.
     assert "compute_loss" not in model.__dict__
+
+
+def _first_global_gradient_norm(log_dir) -> float:
+    """The global gradient norm logged at the start of the fit that wrote `log_dir`."""
+    return events.read_events(log_dir / "train").scalars[tags.GLOBAL_GRADIENT_NORM].values[0]
+
+
+def _tape_global_gradient_norm(model, x, y) -> float:
+    with tf.GradientTape() as tape:
+        loss = model.compute_loss(x=x, y=y, y_pred=model(x, training=False), training=False)
+    gradients = tape.gradient(loss, model.trainable_variables)
+    return float(tf.linalg.global_norm(gradients))
+
+
+def test_later_fits_reuse_the_traced_functions_with_their_own_probe(tmp_path):
+    keras.utils.set_random_seed(0)
+    model = _small_model()
+    x, y = _toy_data(64)
+    first, second = (x[:32], y[:32]), (x[32:], y[32:])  # probes of the same shapes
+    logged = {}
+    for name, probe in (("first", first), ("second", second)):
+        expected = _tape_global_gradient_norm(model, *probe)
+        loggers = [BatchLossLogger(tmp_path / name, keep_capture=True),
+                   GradientLogger(tmp_path / name, probe=probe),
+                   WeightLogger(tmp_path / name, probe=probe),
+                   ActivationLogger(tmp_path / name, probe=probe)]
+        model.fit(x, y, epochs=1, batch_size=8, verbose=0, callbacks=loggers)
+        np.testing.assert_allclose(_first_global_gradient_norm(tmp_path / name), expected,
+                                   rtol=1e-5)
+        logged[name] = events.read_events(tmp_path / name / "train")
+        if name == "first":
+            train_function = model.train_function
+            probe_functions = dict(model._probe_logger_functions)
+    assert model.train_function is train_function  # the step with the loss capture, kept
+    assert model._probe_logger_functions == probe_functions  # one trace per logger kind
+    assert len(probe_functions) == 3
+    assert logged["second"].tags == logged["first"].tags
+    assert logged["second"].scalars["batch_loss"].steps.tolist() == list(range(9, 17))
+    # A new compile (another loss) is a new trace, of the new loss.
+    model.compile(optimizer="sgd", loss="mse")
+    expected = _tape_global_gradient_norm(model, *second)
+    model.fit(x, y, epochs=1, batch_size=8, verbose=0,
+              callbacks=[GradientLogger(tmp_path / "mse", probe=second)])
+    np.testing.assert_allclose(_first_global_gradient_norm(tmp_path / "mse"), expected,
+                               rtol=1e-5)
+    assert len(model._probe_logger_functions) == 4
+
+
+def test_kept_capture_is_replaced_when_steps_per_execution_changes(tmp_path):
+    keras.utils.set_random_seed(0)
+    model = _small_model()
+    x, y = _toy_data()
+    model.fit(x, y, epochs=1, batch_size=8, verbose=0,
+              callbacks=[BatchLossLogger(tmp_path / "a", keep_capture=True)])
+    model.compile(optimizer="sgd", loss="binary_crossentropy", steps_per_execution=2)
+    model.fit(x, y, epochs=1, batch_size=8, verbose=0,
+              callbacks=[BatchLossLogger(tmp_path / "b")])
+    losses = events.read_events(tmp_path / "b" / "train").scalars["batch_loss"]
+    assert losses.steps.tolist() == [1, 2, 3, 4]  # a new optimizer counts from 0
+    assert "compute_loss" not in model.__dict__  # not kept this time
 
 
 MIRRORED_SCRIPT = textwrap.dedent("""
