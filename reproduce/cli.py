@@ -64,6 +64,10 @@ FIELD_HELP = {
     "log_activations": "log per-layer activations (ActivationLogger)",
     "probe_size": "training examples in the probe batch",
     "histogram_buckets": "buckets per histogram",
+    "init_scale": "multiplies the initial kernels, in (0, 1000] (normal: their std)",
+    "passes_per_epoch": "passes over the training split per epoch (full-batch runs: steps "
+                        "per epoch)",
+    "use_bias": "Dense layers with biases",
 }
 
 
