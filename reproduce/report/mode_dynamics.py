@@ -160,3 +160,52 @@ def measure_modes(run: str, config, steps, values, strengths, tau: float,
         modes.append(Mode(strength, half_time(steps, column, strength), float(column[-1]), **fit))
     return ModeRun(run, config.activation, config.depth, config.init_scale, tau,
                    int(steps[-1]), modes, steps, values[:, order])
+
+
+def analyse_mode_run(run, context) -> ModeRun | str:
+    """C6's measurements of one `saxe` run, or why it has none.
+
+    The modes' target strengths and directions come from the task regenerated
+    from the run's config, once its data check out against the run's
+    fingerprint; τ assumes full-batch gradient descent (SGD, a batch of every
+    training example); for one hidden layer with linear activation, the
+    effective u₀ comes from the run's step-0 weights.
+
+    Args:
+        run: a usable `runs.Run` on the `saxe` set.
+        context: the `report.context.Context` (its data cache).
+
+    Returns:
+        A `ModeRun`, or a note saying why the run is not measured.
+    """
+    from callbacks import tags
+    from reproduce import datasets
+    from reproduce.errors import RunNotFoundError
+    from reproduce.network import OUTPUT_NAME, dense_name
+
+    config = run.config
+    split = context.data.split(run)
+    if split is None:
+        return context.data.problems.get(run.name, "data could not be regenerated")
+    if config.optimizer != "sgd" or config.batch_size < len(split.x_train):
+        return "not full-batch gradient descent (SGD with a batch of every example)"
+    task = datasets.saxe_task(config)
+    names = [tags.tag(tags.MODE_STRENGTH, tags.mode_name(strength)) for strength in task.strengths]
+    scalars = [run.events.train.scalars.get(name) for name in names]
+    if any(series is None for series in scalars):
+        return "no mode_strength scalars logged (ModeStrengthLogger)"
+    steps = scalars[0].steps
+    if any(not np.array_equal(series.steps, steps) for series in scalars):
+        return "the modes were logged at different steps"
+    values = np.stack([series.values for series in scalars], axis=1)
+    tau = time_constant(len(split.x_train), split.y_train.shape[1], config.learning_rate)
+    initial = None
+    if config.depth == 1 and config.activation == "linear":
+        try:
+            model = run.load_model(initial=True)
+        except RunNotFoundError as error:
+            return f"step-0 weights unreadable: {error}"
+        initial = effective_initial_strengths(
+            model.get_layer(dense_name(1)).kernel.numpy(),
+            model.get_layer(OUTPUT_NAME).kernel.numpy(), task.u, task.v)
+    return measure_modes(run.name, config, steps, values, task.strengths, tau, initial)
