@@ -1,13 +1,15 @@
 """The experiments beyond the article, end to end on tiny sweeps: training -> figures -> reports
 with C6 and C7 verdicts and their numbers."""
 
+import contextlib
+import io
 import json
 
 import matplotlib.image
 import numpy as np
 import pytest
 
-from conftest import numbers_in
+from conftest import numbers_in, run_cli
 from reproduce import report, runs
 from reproduce.beyond import beyond_sweeps, run_beyond
 from reproduce.config import RunConfig
@@ -32,9 +34,12 @@ TINY_SIGMOID = Sweep("glorot_bengio", {}, {**TINY_C7, "activation": "sigmoid",
 
 @pytest.fixture(scope="module")
 def beyond(tmp_path_factory):
+    """The experiment folders, and what `run_beyond` printed."""
     logdir = tmp_path_factory.mktemp("logs")
-    roots = run_beyond(logdir, jobs=1, sweeps=[TINY_SAXE, TINY_SIGMOID, TINY_TANH])
-    return dict(zip(["saxe", "glorot_bengio"], roots))
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        roots = run_beyond(logdir, jobs=1, sweeps=[TINY_SAXE, TINY_SIGMOID, TINY_TANH])
+    return {**dict(zip(["saxe", "glorot_bengio"], roots)), "printed": printed.getvalue()}
 
 
 def claim_of(root, claim_id):
@@ -45,7 +50,7 @@ def claim_of(root, claim_id):
     return claim
 
 
-def test_saxe_experiment_gives_c6_with_mode_by_mode_numbers(beyond, capsys):
+def test_saxe_experiment_gives_c6_with_mode_by_mode_numbers(beyond):
     root = beyond["saxe"]
     claim = claim_of(root, "C6")
     evidence = claim["evidence"]
@@ -68,8 +73,9 @@ def test_saxe_experiment_gives_c6_with_mode_by_mode_numbers(beyond, capsys):
     for name in ("mode_strengths_linear.png", "plateau_by_depth.png"):
         image = matplotlib.image.imread(root / "figures" / name)
         assert image.ndim == 3 and image.shape[0] > 100
-    out = capsys.readouterr().out
-    assert f"Report:  {root / 'REPORT.md'}" in out and "Times: sweep" in out
+    printed = beyond["printed"]
+    assert f"Report:  {root / 'REPORT.md'}" in printed and "Times: sweep" in printed
+    assert "5 runs: 5 trained" in printed
 
 
 def test_saxe_runs_log_every_mode_at_every_step(beyond):
@@ -80,7 +86,7 @@ def test_saxe_runs_log_every_mode_at_every_step(beyond):
         "mode_strength/s=0.5"}
     assert scalars["mode_strength/s=5"].steps.tolist() == list(range(601))
     assert scalars["mode_strength/s=5"].values[-1] == pytest.approx(5.0, rel=1e-3)
-    assert run.name == ("saxe/linear-d1-w16-s0-init=normal-opt=sgd-lr=8-bs=32-ep=2"
+    assert run.name == ("saxe/linear-d1-w16-s0-init=normal-opt=sgd-lr=8-ep=2"
                         "-iscale=0.001-passes=300-bias=0")
     assert (runs.experiment_dir_of(run.path) / "hparams_config").is_dir()
 
@@ -103,6 +109,16 @@ def test_glorot_bengio_experiment_gives_c7_with_gradient_ratios(beyond):
     for name in ("activations_over_training.png", "backprop_gradients_at_step_0.png"):
         assert (root / "figures" / name).is_file()
     assert report.is_beyond(root) and report.is_beyond(beyond["saxe"])
+
+
+def test_report_and_plot_commands_choose_the_experiments_own_claim_and_figures(beyond):
+    root = beyond["glorot_bengio"]
+    (root / report.REPORT_FILE).unlink()
+    for command in ("report", "plot"):
+        result = run_cli(command, root)
+        assert result.returncode == 0, result.stderr[-2000:]
+    assert "## C7" in (root / report.REPORT_FILE).read_text()
+    assert "backprop_gradients_at_step_0.png" in result.stdout
 
 
 def test_packaged_experiments_are_the_documented_ones():

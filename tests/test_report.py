@@ -356,7 +356,8 @@ def test_the_analysis_never_imports_the_training_code():
     import subprocess
     import sys
 
-    code = ("import sys; import reproduce.report, reproduce.plots, reproduce.compare; "
+    code = ("import sys; import reproduce.report, reproduce.plots, reproduce.compare, "
+            "reproduce.beyond_figures; "
             "print(sorted(name for name in sys.modules if name.startswith('reproduce.')))")
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True).stdout

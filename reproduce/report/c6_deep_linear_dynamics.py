@@ -113,7 +113,7 @@ def build(context) -> Claim:
                            for scale, by_depth in scales.items()},
         plateaus_grow_with_depth=depth_ok)
     first = reference[0]
-    headline = (f"one hidden layer: s·t_half spread ±{fmt(spreads[0], 2)} "
+    headline = (f"one hidden layer: s·t_half within ±{spreads[0]:.0%} of its mean "
                 f"({'/'.join(fmt(mode.scaled_time) for mode in first.modes)}); "
                 f"plateau by depth " + "; ".join(
                     f"σ={scale:g}: " + ", ".join(_plateau_text(length, first.budget)
@@ -136,15 +136,25 @@ def _plateau_text(length: int | None, budget: int) -> str:
 
 
 def _mode_table(runs: list[ModeRun]) -> list[list]:
-    rows = [["run", "activation", "depth", "σ", "τ (steps)", "mode s", "t_half", "s·t_half",
+    """One row per run: each mode's t_half, then (one hidden layer) the analytic fit."""
+    strengths = [mode.strength for mode in runs[0].modes] if runs else []
+    rows = [["activation", "depth", "σ", "τ (steps)",
+             *[f"t_half, s = {strength:g}" for strength in strengths], "s·t_half",
              "analytic t_half", "max |u − analytic| / s", "u at the end"]]
     for item in runs:
-        for mode in item.modes:
-            rows.append([item.run, item.activation, item.depth, item.init_scale, item.tau,
-                         mode.strength, _plateau_text(mode.half_time, item.budget),
-                         mode.scaled_time, mode.analytic_half_time, mode.max_deviation,
-                         mode.final])
+        rows.append([item.activation, item.depth, item.init_scale, item.tau,
+                     *[_plateau_text(mode.half_time, item.budget) for mode in item.modes],
+                     _joined(mode.scaled_time for mode in item.modes),
+                     _joined(mode.analytic_half_time for mode in item.modes),
+                     _joined(mode.max_deviation for mode in item.modes),
+                     _joined(mode.final for mode in item.modes)])
     return rows
+
+
+def _joined(values) -> str:
+    values = list(values)
+    return "–" if all(value is None for value in values) else " / ".join(
+        fmt(value, 2 if isinstance(value, float) and abs(value) < 1 else 3) for value in values)
 
 
 def _plateau_table(runs: list[ModeRun]) -> list[list]:
@@ -169,21 +179,20 @@ def _conclusion(first: ModeRun, spread, time_inverse, analytic, worst_error, wor
         f"With one hidden layer at σ = {first.init_scale:g} (τ = {fmt(first.tau)} steps), the "
         f"modes s = {names(mode.strength for mode in modes)} were half learned at steps "
         f"{names(mode.half_time for mode in modes)}: s·t_half = "
-        f"{names(mode.scaled_time for mode in modes)}, within ±{fmt(spread, 2)} of their mean"
+        f"{names(mode.scaled_time for mode in modes)}, within ±{spread:.0%} of their mean"
         + (" — learning time ∝ 1/s up to the logarithm ln(s/u₀) of the theory. " if time_inverse
            else f" — more than the ±{SCALED_TIME_SPREAD:.0%} the rule allows. ")
         + f"Each curve stays on a plateau near 0, then rises in a sigmoidal transition, one mode "
           f"after another. The analytic curves with u₀ from the step-0 weights predict t_half "
-          f"within {fmt(worst_error, 2)} and follow the measured curves within "
+          f"within {worst_error:.0%} and follow the measured curves within "
           f"{fmt(worst_deviation, 2)}·s"
         + (" (rule: close). " if analytic else " (rule: not close enough). ")
         + "The largest gaps are the weak modes, nudged while the strong ones move (the theory "
           "treats modes as independent), and gradient descent's discrete steps. ")
     for scale, by_depth in scales.items():
+        lengths = [_plateau_text(by_depth[depth], first.budget) for depth in sorted(by_depth)]
         text += (f"Plateau of the strongest mode at σ = {scale:g}, depths "
-                 f"{names(sorted(by_depth))}: "
-                 f"{', '.join(_plateau_text(by_depth[depth], first.budget) for depth in sorted(by_depth))} "
-                 f"steps. ")
+                 f"{names(sorted(by_depth))}: {', '.join(lengths)} steps. ")
     text += ("Deeper nets wait longer, by far: at the paper's small scale, depth 2 and more do not "
              "leave the plateau within the budget; at the larger scale every depth does, later "
              "with each layer. " if depth_ok else

@@ -93,8 +93,8 @@ def build(context) -> Claim:
     headline = (f"sigmoid top layer mean {fmt(sigmoid.activation_mean[-1][0], 2)} → "
                 f"{fmt(sigmoid.activation_mean[-1][-1], 2)}"
                 + (f" (≤ {SATURATED_MEAN:g} from step {drop})" if drop is not None else "")
-                + f"; tanh backprop std first/last layer: standard {fmt(tanh[0].backprop_ratio, 2)},"
-                  f" normalized {fmt(tanh[1].backprop_ratio, 2)}")
+                + f"; tanh backprop std first/last layer: standard "
+                  f"{fmt(tanh[0].backprop_ratio, 2)}, normalized {fmt(tanh[1].backprop_ratio, 2)}")
     return Claim(ID, STATEMENT, verdict, RULE, evidence, headline,
                  _conclusion(sigmoid, tanh, cell, part_a, part_b), tables)
 
@@ -149,7 +149,7 @@ def _conclusion(sigmoid: SaturationRun, tanh, cell, part_a, part_b) -> str:
         + (" — shrinking towards the input, and about constant, as the paper's Fig. 7. " if part_b
            else " — not the pattern the rule asks for. "))
     for activation in ("softsign", "sigmoid"):
-        standard, normalized = cell.get((activation, "standard")), cell.get((activation, NORMALIZED))
+        standard, normalized = cell.get((activation, STANDARD)), cell.get((activation, NORMALIZED))
         if standard and normalized:
             text += (f"{activation}: {fmt(standard.backprop_ratio, 2)} (standard), "
                      f"{fmt(normalized.backprop_ratio, 2)} (normalized). ")

@@ -72,8 +72,9 @@ def analyse_saturation_run(run) -> SaturationRun | str:
     layers = [activation_name(index) for index in range(1, depth + 1)]
     activations = [train.histograms.get(tags.tag(tags.ACTIVATIONS, layer)) for layer in layers]
     backprop = [train.histograms.get(tags.tag(tags.BACKPROP_GRADIENTS, layer)) for layer in layers]
-    weight_gradients = [train.histograms.get(tags.tag(tags.GRADIENTS, f"{dense_name(index)}/kernel"))
-                        for index in range(1, depth + 1)]
+    weight_gradients = [
+        train.histograms.get(tags.tag(tags.GRADIENTS, f"{dense_name(index)}/kernel"))
+        for index in range(1, depth + 1)]
     if any(item is None for item in activations + backprop):
         return "no activation histograms (ActivationLogger)"
     if any(item is None for item in weight_gradients):
