@@ -292,7 +292,7 @@ def _ctrl_c_stops_at_batch_end(stop: _StopAtBatchEnd):
         raise KeyboardInterrupt
 
 
-def _set_up_session(config: RunConfig, keep_models: bool) -> None:
+def _set_up_session(config: RunConfig, keep_models: bool = False) -> None:
     if not keep_models:
         model_cache.clear()
         keras.backend.clear_session()

@@ -302,5 +302,4 @@ def _to_histograms(data) -> events.Histograms:
 
 def _to_scalars(data) -> events.Scalars:
     return events.Scalars(np.array([datum.step for datum in data], np.int64),
-                          np.array([datum.value for datum in data], np.float64),
-                          np.array([datum.wall_time for datum in data], np.float64))
+                          np.array([datum.value for datum in data], np.float64))
