@@ -75,26 +75,36 @@ def plot_mode_strengths(mode_runs: list[ModeRun], path: Path) -> Path:
     figure, grid = plt.subplots(len(scales), len(depths), squeeze=False, sharex=True,
                                 figsize=(3.2 * len(depths), 2.8 * len(scales)))
     colours = plt.get_cmap("viridis")
+    drawn = {(scales.index(item.init_scale), depths.index(item.depth)) for item in mode_runs}
+    for row, column in np.ndindex(grid.shape):
+        if (row, column) not in drawn:  # e.g. depths run at one scale only
+            grid[row][column].axis("off")
     for item in mode_runs:
         axes = grid[scales.index(item.init_scale)][depths.index(item.depth)]
         for index, mode in enumerate(item.modes):
             colour = colours(index / max(1, len(item.modes) - 1))
             axes.plot(item.steps, item.values[:, index], color=colour, lw=1.5,
                       label=f"s = {mode.strength:g}")
-            if mode.initial is not None:
+            if mode.initial is not None:  # black over the colour, or they hide each other
                 axes.plot(item.steps, analytic_strength(item.steps, mode.strength, mode.initial,
                                                         item.tau),
-                          color=colour, lw=1, ls="--")
+                          color="black", lw=0.9, ls="--", zorder=3,
+                          label="analytic" if index == 0 else None)
         axes.set_title(f"{item.activation}, depth {item.depth}, σ = {item.init_scale:g}",
                        fontsize=9)
         axes.grid(alpha=0.3)
-    for axes in grid[-1]:
-        axes.set_xlabel("optimizer step")
+    for row, column in drawn:
+        axes = grid[row][column]
+        axes.tick_params(labelbottom=True)  # shared x: a panel above an empty one needs its own
+        if row == len(scales) - 1 or (row + 1, column) not in drawn:
+            axes.set_xlabel("optimizer step")
     for row in grid:
         row[0].set_ylabel("mode strength uᵀWv")
     grid[0][0].legend(fontsize=7, loc="center right")
-    figure.suptitle(f"Mode strengths ({mode_runs[0].activation}); dashed: the analytic "
-                    f"curves of Saxe et al. (one hidden layer)", fontsize=10)
+    fitted = any(item.analytic for item in mode_runs)
+    figure.suptitle(f"Mode strengths ({mode_runs[0].activation})" + (
+        "; black dashes: the analytic curves of Saxe et al. (one hidden layer, linear)"
+        if fitted else ""), fontsize=10)
     figure.tight_layout()
     return save(figure, path)
 

@@ -56,6 +56,9 @@ def test_saxe_experiment_gives_c6_with_mode_by_mode_numbers(beyond):
     evidence = claim["evidence"]
     (reference,) = [run for run in evidence["runs"] if run["depth"] == 1]
     assert reference["tau"] == 32.0  # P·N₃/(2η) = 32·16/16
+    assert (reference["examples"], reference["outputs"], reference["learning_rate"]) == (
+        32, 16, 8.0)
+    assert "τ = P·N₃/(2η) = 32 optimizer steps" in (root / report.REPORT_FILE).read_text()
     half_times = [mode["half_time"] for mode in reference["modes"]]
     assert all(isinstance(step, int) for step in half_times)
     assert half_times == sorted(half_times)  # the strong modes first
@@ -76,6 +79,7 @@ def test_saxe_experiment_gives_c6_with_mode_by_mode_numbers(beyond):
     printed = beyond["printed"]
     assert f"Report:  {root / 'REPORT.md'}" in printed and "Times: sweep" in printed
     assert "5 runs: 5 trained" in printed
+    assert "-bias=0  val_loss=" in printed  # a regression: its loss, not an accuracy
 
 
 def test_saxe_runs_log_every_mode_at_every_step(beyond):
@@ -105,7 +109,15 @@ def test_glorot_bengio_experiment_gives_c7_with_gradient_ratios(beyond):
     sigmoid = next(run for run in evidence["runs"] if run["activation"] == "sigmoid")
     assert np.allclose([layer[0] for layer in sigmoid["activation_mean"]], 0.5, atol=0.1)
     assert isinstance(evidence["top_layer_saturates"], bool)
-    assert "## C7" in (root / report.REPORT_FILE).read_text()
+    shares = evidence["tanh_most_saturated_share"]
+    assert set(shares) == {"standard", "glorot_uniform"}
+    assert all(len(layers) == 3 and all(0 <= share <= 1 for share in layers)
+               for layers in shares.values())
+    markdown = (root / report.REPORT_FILE).read_text()
+    for text in ("## C7", "replications disagree",
+                 "Our layers have 32 units where the paper's have 1,000",
+                 f"the budget is {sigmoid['steps'][-1]} updates"):
+        assert text in markdown
     for name in ("activations_over_training.png", "backprop_gradients_at_step_0.png"):
         assert (root / "figures" / name).is_file()
     assert report.is_beyond(root) and report.is_beyond(beyond["saxe"])

@@ -11,7 +11,7 @@ from reproduce.config import RunConfig
 from reproduce.report import c6_deep_linear_dynamics as c6
 from reproduce.report import c7_sigmoid_saturation as c7
 from reproduce.report import mode_dynamics
-from reproduce.report.saturation import SaturationRun
+from reproduce.report.saturation import SaturationRun, saturated
 
 SAXE = RunConfig(dataset="saxe", activation="linear", depth=1, width=16, optimizer="sgd",
                  learning_rate=2.0, batch_size=32, initializer="normal", init_scale=1e-3,
@@ -59,7 +59,9 @@ def test_effective_initial_strength_predicts_a_random_start():
     initial = mode_dynamics.effective_initial_strengths(first.T, second.T, u, v)
     assert np.all(initial > 0) and np.all(initial < 1e-4)
     steps = np.arange(len(measured))
-    run = mode_dynamics.measure_modes("sim", SAXE, steps, measured, strengths, tau, initial)
+    # P·N₃/(2η) = 32·16/(2·2) = 128 = tau: the simulation's step.
+    run = mode_dynamics.measure_modes("sim", SAXE, steps, measured, strengths, 32, 16, initial)
+    assert run.tau == tau
     assert [mode.strength for mode in run.modes] == [5.0, 2.0, 0.5]
     for mode in run.modes:
         assert mode.half_time is not None and mode.half_time_error < 0.1
@@ -126,8 +128,9 @@ def test_c6_rule():
 
 def saturation_run(activation, initializer, top_means, backprop_std):
     means = [[0.5, 0.5, 0.5]] * 2 + [top_means]
-    return SaturationRun("run", activation, initializer, 3, [0, 10, 20], means,
-                         [[0.1] * 3] * 3, backprop_std, [1.0, 1.0, 1.0], 0.1)
+    return SaturationRun("run", "digits", activation, initializer, 3, 8, [0, 10, 20],
+                         means,
+                         [[0.1] * 3] * 3, [[0.0] * 3] * 3, backprop_std, [1.0, 1.0, 1.0], 0.1)
 
 
 def test_c7_rule():
@@ -143,3 +146,15 @@ def test_c7_rule():
     assert c7.judge(False, True) == "partially supported"
     assert c7.judge(False, False) == "refuted"
     assert c7.judge(None, True) == "insufficient data"
+
+
+@pytest.mark.parametrize("activation, squash", [("tanh", np.tanh),
+                                                ("sigmoid", lambda z: 1 / (1 + np.exp(-z)))])
+def test_saturated_share_of_a_histogram_is_the_share_of_values_near_the_range_ends(
+        activation, squash):
+    values = squash(np.random.default_rng(3).normal(scale=2.0, size=20_000))
+    counts, edges = np.histogram(values, bins=200)
+    buckets = np.stack([edges[:-1], edges[1:], counts], axis=1)
+    near_ends = np.abs(2 * values - 1 if activation == "sigmoid" else values) >= 0.9
+    assert saturated(buckets, activation) == pytest.approx(near_ends.mean(), abs=0.01)
+    assert 0.1 < near_ends.mean() < 0.6  # the check is not trivially 0 or 1

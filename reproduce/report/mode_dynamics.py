@@ -109,11 +109,18 @@ class ModeRun:
     activation: str
     depth: int
     init_scale: float
-    tau: float  # steps
+    examples: int  # P: training examples, all in every batch
+    outputs: int  # N₃: output units
+    learning_rate: float  # η
     budget: int  # the last logged step
     modes: list[Mode]  # strongest first
     steps: np.ndarray = dataclasses.field(repr=False, compare=False)  # logged steps
     values: np.ndarray = dataclasses.field(repr=False, compare=False)  # (steps, modes)
+
+    @property
+    def tau(self) -> float:
+        """Saxe et al.'s time constant τ = P·N₃/(2η), in optimizer steps."""
+        return time_constant(self.examples, self.outputs, self.learning_rate)
 
     @property
     def plateau(self) -> int | None:
@@ -127,11 +134,13 @@ class ModeRun:
 
     def to_json(self) -> dict:
         return {"run": self.run, "activation": self.activation, "depth": self.depth,
-                "init_scale": self.init_scale, "tau": self.tau, "budget": self.budget,
+                "init_scale": self.init_scale, "examples": self.examples,
+                "outputs": self.outputs, "learning_rate": self.learning_rate, "tau": self.tau,
+                "budget": self.budget,
                 "plateau": self.plateau, "modes": [mode.to_json() for mode in self.modes]}
 
 
-def measure_modes(run: str, config, steps, values, strengths, tau: float,
+def measure_modes(run: str, config, steps, values, strengths, examples: int, outputs: int,
                   initial: np.ndarray | None = None) -> ModeRun:
     """C6's measurements of one run from its logged mode strengths.
 
@@ -141,11 +150,13 @@ def measure_modes(run: str, config, steps, values, strengths, tau: float,
         steps: the logged steps, shape (T,).
         values: the logged strengths, shape (T, modes), in the order of `strengths`.
         strengths: the modes' target strengths s_α.
-        tau: the run's time constant in steps.
+        examples: P, the training examples (each step sees them all).
+        outputs: N₃, the output units; with P and the config's η they give τ.
         initial: effective u₀ per mode, for the analytic fit (one hidden layer), or None.
     """
     steps = np.asarray(steps)
     values = np.asarray(values, np.float64).reshape(len(steps), len(strengths))
+    tau = time_constant(examples, outputs, config.learning_rate)
     order = np.argsort(strengths)[::-1]
     modes = []
     for index in order:
@@ -158,8 +169,8 @@ def measure_modes(run: str, config, steps, values, strengths, tau: float,
                    "analytic_half_time": analytic_half_time(strength, initial[index], tau),
                    "max_deviation": float(np.max(np.abs(column - curve)) / strength)}
         modes.append(Mode(strength, half_time(steps, column, strength), float(column[-1]), **fit))
-    return ModeRun(run, config.activation, config.depth, config.init_scale, tau,
-                   int(steps[-1]), modes, steps, values[:, order])
+    return ModeRun(run, config.activation, config.depth, config.init_scale, examples, outputs,
+                   config.learning_rate, int(steps[-1]), modes, steps, values[:, order])
 
 
 def analyse_mode_run(run, context) -> ModeRun | str:
@@ -198,7 +209,6 @@ def analyse_mode_run(run, context) -> ModeRun | str:
     if any(not np.array_equal(series.steps, steps) for series in scalars):
         return "the modes were logged at different steps"
     values = np.stack([series.values for series in scalars], axis=1)
-    tau = time_constant(len(split.x_train), split.y_train.shape[1], config.learning_rate)
     initial = None
     if config.depth == 1 and config.activation == "linear":
         try:
@@ -208,4 +218,5 @@ def analyse_mode_run(run, context) -> ModeRun | str:
         initial = effective_initial_strengths(
             model.get_layer(dense_name(1)).kernel.numpy(),
             model.get_layer(OUTPUT_NAME).kernel.numpy(), task.u, task.v)
-    return measure_modes(run.name, config, steps, values, task.strengths, tau, initial)
+    return measure_modes(run.name, config, steps, values, task.strengths, len(split.x_train),
+                         split.y_train.shape[1], initial)

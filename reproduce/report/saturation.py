@@ -18,6 +18,9 @@ from reproduce import events
 from reproduce.network import activation_name, dense_name
 
 SATURATING = ("sigmoid", "tanh", "softsign")  # the paper's three activations
+# A unit is counted as saturated within 10% of its activation's range ends: |f| ≥ 0.9 for tanh
+# and softsign (range (−1, 1)), f ≤ 0.05 or f ≥ 0.95 for the sigmoid (range (0, 1)).
+SATURATION_LEVEL = 0.9
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,12 +28,15 @@ class SaturationRun:
     """C7's measurements of one run: activations over training, gradients at step 0."""
 
     run: str
+    dataset: str
     activation: str
     initializer: str
     depth: int
+    width: int
     steps: list[int]  # the logged steps of the activations
     activation_mean: list[list[float]]  # [layer][log]: mean of f(z) on the probe
     activation_std: list[list[float]]  # [layer][log]
+    saturated_share: list[list[float]]  # [layer][log]: share of activations near ±1 (`saturated`)
     backprop_std: list[float]  # [layer]: std of dLoss/df(z) at step 0
     weight_gradient_variance: list[float]  # [layer]: variance of dLoss/dW at step 0
     val_accuracy: float | None
@@ -52,9 +58,10 @@ class SaturationRun:
         return below[0] if below else None
 
     def to_json(self) -> dict:
-        return {"run": self.run, "activation": self.activation, "initializer": self.initializer,
-                "depth": self.depth, "steps": self.steps,
+        return {"run": self.run, "dataset": self.dataset, "activation": self.activation, "initializer": self.initializer,
+                "depth": self.depth, "width": self.width, "steps": self.steps,
                 "activation_mean": self.activation_mean, "activation_std": self.activation_std,
+                "saturated_share": self.saturated_share,
                 "backprop_std": self.backprop_std, "backprop_ratio": self.backprop_ratio,
                 "weight_gradient_variance": self.weight_gradient_variance,
                 "weight_gradient_ratio": self.weight_gradient_ratio,
@@ -86,13 +93,35 @@ def analyse_saturation_run(run) -> SaturationRun | str:
     weights_at_start = [events.summarize_histogram(item.buckets[0]) for item in weight_gradients]
     history = run.load_history().get("val_accuracy") or [None]
     return SaturationRun(
-        run=run.name, activation=run.config.activation, initializer=run.config.initializer,
-        depth=depth, steps=steps,
+        run=run.name, dataset=run.config.dataset, activation=run.config.activation, initializer=run.config.initializer,
+        depth=depth, width=run.config.width, steps=steps,
         activation_mean=[[stats.mean for stats in layer] for layer in moments],
         activation_std=[[stats.std for stats in layer] for layer in moments],
+        saturated_share=[[saturated(buckets, run.config.activation) for buckets in item.buckets]
+                         for item in activations],
         backprop_std=[stats.std for stats in at_start],
         weight_gradient_variance=[stats.std ** 2 for stats in weights_at_start],
         val_accuracy=history[-1])
+
+
+def saturated(buckets, activation: str) -> float:
+    """Share of a histogram's activations within 10% of the range's ends (`SATURATION_LEVEL`).
+
+    Each bucket's count sits at its centre, as in `events.summarize_histogram`.
+
+    Example:
+
+    >>> saturated([[-1.0, -0.9, 1], [-0.1, 0.1, 2], [0.9, 1.0, 1]], "tanh")
+    0.5
+    """
+    buckets = np.asarray(buckets, np.float64).reshape(-1, 3)
+    centres = (buckets[:, 0] + buckets[:, 1]) / 2
+    if activation == "sigmoid":
+        centres = 2 * centres - 1  # (0, 1) onto (−1, 1)
+    total = buckets[:, 2].sum()
+    if total <= 0:
+        return float("nan")
+    return float(buckets[np.abs(centres) >= SATURATION_LEVEL, 2].sum() / total)
 
 
 def initial_layer_means(run: SaturationRun) -> np.ndarray:
