@@ -58,8 +58,9 @@ class SaturationRun:
         return below[0] if below else None
 
     def to_json(self) -> dict:
-        return {"run": self.run, "dataset": self.dataset, "activation": self.activation, "initializer": self.initializer,
-                "depth": self.depth, "width": self.width, "steps": self.steps,
+        return {"run": self.run, "dataset": self.dataset, "activation": self.activation,
+                "initializer": self.initializer, "depth": self.depth, "width": self.width,
+                "steps": self.steps,
                 "activation_mean": self.activation_mean, "activation_std": self.activation_std,
                 "saturated_share": self.saturated_share,
                 "backprop_std": self.backprop_std, "backprop_ratio": self.backprop_ratio,
@@ -93,7 +94,8 @@ def analyse_saturation_run(run) -> SaturationRun | str:
     weights_at_start = [events.summarize_histogram(item.buckets[0]) for item in weight_gradients]
     history = run.load_history().get("val_accuracy") or [None]
     return SaturationRun(
-        run=run.name, dataset=run.config.dataset, activation=run.config.activation, initializer=run.config.initializer,
+        run=run.name, dataset=run.config.dataset, activation=run.config.activation,
+        initializer=run.config.initializer,
         depth=depth, width=run.config.width, steps=steps,
         activation_mean=[[stats.mean for stats in layer] for layer in moments],
         activation_std=[[stats.std for stats in layer] for layer in moments],
