@@ -1,4 +1,5 @@
-# `make reproduce` runs the article reproduction, `make test` the test suite.
+# `make reproduce` runs the article reproduction, `make beyond` the two experiments beyond
+# it (Saxe et al. 2014, Glorot & Bengio 2010), `make test` the test suite.
 # Both create .venv and install the package into it when needed.
 PYTHON ?= python3
 VENV ?= .venv
@@ -6,7 +7,7 @@ BIN := $(VENV)/bin
 LOGDIR ?= logs
 STAMP := $(VENV)/.installed
 
-.PHONY: reproduce test tensorboard clean
+.PHONY: reproduce beyond test tensorboard clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,6 +17,9 @@ $(STAMP): setup.cfg pyproject.toml
 
 reproduce: $(STAMP)
 	$(BIN)/reproduce article --logdir $(LOGDIR)
+
+beyond: $(STAMP)
+	$(BIN)/reproduce beyond --logdir $(LOGDIR)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -8,7 +8,9 @@ They import nothing from `reproduce`, so they work on any Keras model:
 - `WeightLogger`: per-variable weights, norms and relative updates,
 - `ActivationLogger`: per-layer z, f(z), f'(z), dLoss/df(z), dead and
   saturated fractions on a probe batch,
-- `make_loggers`: all four, sharing one probe.
+- `make_loggers`: all four, sharing one probe,
+- `ModeStrengthLogger`: u_αᵀ W v_α of chosen modes of a Dense network's
+  collapsed map, at every step (Saxe et al. 2014).
 
 The classes are imported on first use, so that `callbacks.tags` (used by the
 readers) does not pull in TensorFlow.
@@ -23,6 +25,7 @@ _MODULES = {
     "GradientLogger": "callbacks.gradient_logger",
     "ProbeLogger": "callbacks.probe_logger",
     "WeightLogger": "callbacks.weight_logger",
+    "ModeStrengthLogger": "callbacks.mode_strength_logger",
     "make_loggers": "callbacks.loggers",
     "make_probe": "callbacks.probe",
 }

@@ -16,6 +16,7 @@ ACTIVATION_DERIVATIVE = "activation_derivative"
 BACKPROP_GRADIENTS = "backprop_gradients"
 DEAD_FRACTION = "dead_fraction"
 SATURATED_FRACTION = "saturated_fraction"
+MODE_STRENGTH = "mode_strength"  # ModeStrengthLogger: u_αᵀ W v_α per mode
 
 
 def variable_key(variable) -> str:
@@ -40,3 +41,8 @@ def unique(keys) -> list[str]:
 def tag(kind: str, key: str) -> str:
     """Returns the tag `<kind>/<key>`, e.g. `tag(GRADIENTS, "dense_1/kernel")`."""
     return f"{kind}/{key}"
+
+
+def mode_name(strength: float) -> str:
+    """The name of the mode of strength `strength` in `mode_strength/<name>`: `s=5`, `s=0.5`."""
+    return f"s={strength:g}"

@@ -64,6 +64,10 @@ FIELD_HELP = {
     "log_activations": "log per-layer activations (ActivationLogger)",
     "probe_size": "training examples in the probe batch",
     "histogram_buckets": "buckets per histogram",
+    "init_scale": "multiplies the initial kernels, in (0, 1000] (normal: their std)",
+    "passes_per_epoch": "passes over the training split per epoch (full-batch runs: steps "
+                        "per epoch)",
+    "use_bias": "Dense layers with biases",
 }
 
 
@@ -134,10 +138,7 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
 def load_sweep_from_args(args: argparse.Namespace):
     from reproduce.sweep import load_sweep
 
-    if args.jobs is not None and args.jobs < 1:
-        raise ConfigError(f"--jobs must be at least 1, got {args.jobs}")
-    if args.jobs is not None and args.jobs > MAX_JOBS:
-        raise ConfigError(f"--jobs must be at most {MAX_JOBS}, got {args.jobs}")
+    check_jobs(args.jobs)
     sweep = load_sweep(args.sweep_file).with_grid(
         activation=args.activations, dataset=args.datasets, seed=args.seeds)
     given = {field: getattr(args, field) for field in ("strategy", "devices")
@@ -147,6 +148,14 @@ def load_sweep_from_args(args: argparse.Namespace):
     for config in sweep.configs():  # validates
         check_fits_in_memory(config)
     return sweep
+
+
+def check_jobs(jobs: int | None) -> None:
+    """Raises ConfigError unless `jobs` is None or in 1..MAX_JOBS."""
+    if jobs is not None and jobs < 1:
+        raise ConfigError(f"--jobs must be at least 1, got {jobs}")
+    if jobs is not None and jobs > MAX_JOBS:
+        raise ConfigError(f"--jobs must be at most {MAX_JOBS}, got {jobs}")
 
 
 def is_multi_worker(args: argparse.Namespace) -> bool:
@@ -198,6 +207,15 @@ def build_parser() -> argparse.ArgumentParser:
         "the article reproduction: sweep, figures, report (`make reproduce`)",
         f"reproduce article {sweep_usage}",
         "Run the article sweep (skipping completed runs), then write its figures and REPORT.md."))
+    beyond = add_command(
+        commands, "beyond", run_beyond,
+        "beyond the article: Saxe et al.'s deep linear dynamics (C6) and Glorot & Bengio's "
+        "saturation (C7) (`make beyond`)", "reproduce beyond [--logdir DIR] [--jobs N]",
+        "Run the two experiments beyond the article (skipping completed runs), each into "
+        "<logdir>/<experiment> with its figures and REPORT.md.")
+    add_logdir_argument(beyond)
+    beyond.add_argument("--jobs", type=int, default=None,
+                        help="parallel worker processes (default: one per core)")
     add_experiment_dir_argument(add_command(
         commands, "plot", run_plot,
         "loss-drop, overview and decision-boundary figures of an experiment",
@@ -272,6 +290,20 @@ def run_article(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     return 0
 
 
+def run_beyond(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from reproduce.beyond import beyond_sweeps, run_beyond as reproduce_beyond
+    from reproduce.runs import check_writable
+
+    check_jobs(args.jobs)
+    sweeps = beyond_sweeps()
+    for sweep in sweeps:
+        for config in sweep.configs():
+            check_fits_in_memory(config)
+    check_writable(args.logdir)
+    reproduce_beyond(args.logdir, args.jobs, sweeps)
+    return 0
+
+
 def check_completed_runs(experiment_dir: Path) -> None:
     """Fails fast, before TensorFlow loads, when `experiment_dir` holds no completed run."""
     from reproduce.runs import load_runs
@@ -283,9 +315,12 @@ def check_completed_runs(experiment_dir: Path) -> None:
 
 def run_plot(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     check_completed_runs(args.experiment_dir)
+    from reproduce.beyond_figures import plot_beyond
     from reproduce.plots import plot_experiment
+    from reproduce.report import is_beyond
 
-    for path in plot_experiment(args.experiment_dir):
+    plot = plot_beyond if is_beyond(args.experiment_dir) else plot_experiment
+    for path in plot(args.experiment_dir):
         print(path)
     return 0
 
@@ -348,7 +383,7 @@ def interruption_message(command: str, interruption: KeyboardInterrupt, argv) ->
     again = "reproduce " + shlex.join(sys.argv[1:] if argv is None else map(str, argv))
     if command == "train":
         return (f"reproduce train: interrupted{stopped}. Train it again with: {again}")
-    if command in ("sweep", "article"):
+    if command in ("sweep", "article", "beyond"):
         return (f"reproduce {command}: interrupted{stopped}; completed runs are kept. "
                 f"Resume with: {again}")
     return f"reproduce {command}: interrupted"

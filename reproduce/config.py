@@ -17,8 +17,11 @@ from pathlib import Path
 
 from reproduce.errors import ConfigError
 
-DATASETS = ("moons", "circles", "xor", "spirals", "linear", "digits", "mnist")
+DATASETS = ("moons", "circles", "xor", "spirals", "linear", "digits", "mnist", "saxe")
 TWO_D_DATASETS = ("moons", "circles", "xor", "spirals", "linear")
+# Regression sets: a linear output and mean-squared error. `saxe` is the task of Saxe,
+# McClelland & Ganguli (2014): whitened inputs, targets y = U S Vᵀ x (`datasets.saxe_task`).
+REGRESSION_DATASETS = ("saxe",)
 ACTIVATIONS = (
     "linear",
     "relu",
@@ -36,7 +39,9 @@ ACTIVATIONS = (
     "relu6",
     "hard_sigmoid",
 )
-INITIALIZERS = ("glorot_uniform", "he_normal", "orthogonal", "standard")
+# `standard` is U[-1/sqrt(n), 1/sqrt(n)] (Glorot & Bengio 2010); `normal` is N(0, 1), meant
+# to be scaled by `init_scale` (Saxe et al. 2014: small random weights).
+INITIALIZERS = ("glorot_uniform", "he_normal", "orthogonal", "standard", "normal")
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
 STRATEGIES = ("default", "mirrored", "multi_worker")  # tf.distribute strategies
 # A device as tf.distribute names it: "/gpu:0", "/device:CPU:1", "GPU:2".
@@ -57,13 +62,18 @@ INT_BOUNDS = {
     "probe_size": (1, 100_000),
     "histogram_buckets": (1, 10_000),
     "seed": (0, 2**32 - 1),
+    "passes_per_epoch": (1, 1_000_000),
 }
 MAX_LEARNING_RATE = 1e6
+MAX_INIT_SCALE = 1e3
 MAX_NOISE = 100.0
 # Input features and output units of each dataset, for the memory estimate.
-INPUT_DIMS = {**dict.fromkeys(TWO_D_DATASETS, 2), "digits": 64, "mnist": 784}
-OUTPUT_UNITS = {**dict.fromkeys(TWO_D_DATASETS, 1), "digits": 10, "mnist": 10}
+INPUT_DIMS = {**dict.fromkeys(TWO_D_DATASETS, 2), "digits": 64, "mnist": 784, "saxe": 16}
+OUTPUT_UNITS = {**dict.fromkeys(TWO_D_DATASETS, 1), "digits": 10, "mnist": 10, "saxe": 16}
 MAX_EXAMPLES = {"digits": 1797, "mnist": 70_000}  # generated sets: `samples` or 1000
+# Sets of a fixed size, (training, validation) examples: `saxe` holds ±each of 16 orthonormal
+# directions, and as many along another orthonormal frame for validation.
+FIXED_SPLITS = {"saxe": (32, 32)}
 GENERATED_SAMPLES = 1000  # examples of a generated set when `samples` is None
 
 
@@ -96,6 +106,10 @@ class RunConfig:
     log_activations: bool = True  # attach ActivationLogger
     probe_size: int = 256  # training examples in the probe batch (at most all of them)
     histogram_buckets: int = 30  # buckets per histogram summary, as TensorBoard
+    init_scale: float = 1.0  # multiplies the initial kernels (e.g. normal x 1e-3: Saxe et al.)
+    use_bias: bool = True  # Dense layers with biases (Saxe et al.'s linear networks have none)
+    passes_per_epoch: int = 1  # passes over the training split per Keras epoch (full-batch
+    #                            runs: optimizer steps per epoch, so that epochs stay few)
 
     def __post_init__(self):
         _check_types(self)
@@ -228,6 +242,14 @@ def _check_values(config: RunConfig) -> None:
         )
     if config.samples is not None:
         validation_size(config.samples, config.validation_fraction)
+    if not (config.init_scale > 0 and math.isfinite(config.init_scale)):
+        raise ConfigError(f"init_scale must be a positive number, got {config.init_scale}")
+    if config.init_scale > MAX_INIT_SCALE:
+        raise ConfigError(
+            f"init_scale must be at most {MAX_INIT_SCALE:g}, got {config.init_scale:g}")
+    if config.dataset in FIXED_SPLITS and config.samples is not None:
+        raise ConfigError(f"dataset {config.dataset!r} has a fixed size; samples must be "
+                          f"null, got {config.samples}")
     if not (config.noise >= 0 and math.isfinite(config.noise)):
         raise ConfigError(f"noise must be at least 0, got {config.noise}")
     if config.noise > MAX_NOISE:
@@ -240,7 +262,7 @@ def _check_values(config: RunConfig) -> None:
 TRACE_FIELDS = ("activation", "depth", "width", "optimizer", "learning_rate", "batch_size",
                 "samples", "validation_fraction", "steps_per_execution", "jit_compile",
                 "mixed_precision", "strategy", "devices", "log_gradients", "log_weights",
-                "log_activations", "probe_size", "histogram_buckets")
+                "log_activations", "probe_size", "histogram_buckets", "use_bias")
 
 
 def trace_key(config: RunConfig) -> tuple:
@@ -252,6 +274,8 @@ def trace_key(config: RunConfig) -> tuple:
 
 def total_examples(config: RunConfig) -> int:
     """The examples of `config`'s dataset, both splits (generated sets: 1000 by default)."""
+    if config.dataset in FIXED_SPLITS:
+        return sum(FIXED_SPLITS[config.dataset])
     if config.dataset in MAX_EXAMPLES:
         return min(MAX_EXAMPLES[config.dataset], config.samples or MAX_EXAMPLES[config.dataset])
     return config.samples or GENERATED_SAMPLES
@@ -259,9 +283,12 @@ def total_examples(config: RunConfig) -> int:
 
 def training_steps(config: RunConfig) -> int:
     """The optimizer steps of `config`'s run: batches of the training split times epochs."""
-    examples = total_examples(config)
-    training = examples - validation_size(examples, config.validation_fraction)
-    return math.ceil(training / config.batch_size) * config.epochs
+    if config.dataset in FIXED_SPLITS:
+        training = FIXED_SPLITS[config.dataset][0]
+    else:
+        examples = total_examples(config)
+        training = examples - validation_size(examples, config.validation_fraction)
+    return math.ceil(training * config.passes_per_epoch / config.batch_size) * config.epochs
 
 
 def parameter_count(config: RunConfig) -> int:

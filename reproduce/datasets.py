@@ -1,7 +1,8 @@
 """Generated and bundled datasets, split and standardised, plus the probe batch.
 
 Nothing here downloads: the 2-D sets are generated from the seed, `digits` ships
-with scikit-learn, and `mnist` is read only from an already cached file.
+with scikit-learn, and `mnist` is read only from an already cached file. `saxe` is
+the regression task of Saxe, McClelland & Ganguli (2014), generated from the seed.
 """
 
 from __future__ import annotations
@@ -14,11 +15,14 @@ from pathlib import Path
 import numpy as np
 
 from callbacks import probe
-from reproduce.config import GENERATED_SAMPLES, RunConfig, validation_size
+from reproduce.config import (
+    FIXED_SPLITS, GENERATED_SAMPLES, INPUT_DIMS, OUTPUT_UNITS, REGRESSION_DATASETS, RunConfig,
+    validation_size)
 from reproduce.errors import ConfigError, DataError, DataMismatchError
 
 MNIST_ENV = "REPRODUCE_MNIST"  # optional path to a cached mnist.npz
 MNIST_DEFAULT = Path("~/.keras/datasets/mnist.npz")
+SAXE_STRENGTHS = (5.0, 3.0, 2.0, 1.0, 0.5)  # singular values s_α of the `saxe` input-output map
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,7 +31,8 @@ class Dataset:
 
     Binary sets have `y` of shape (n, 1) in float32 (sigmoid output, binary
     cross-entropy); multi-class sets have integer `y` of shape (n,) (softmax,
-    sparse categorical cross-entropy).
+    sparse categorical cross-entropy); regression sets (`n_classes` 0) have
+    float32 `y` of shape (n, outputs) (linear output, mean-squared error).
     """
 
     name: str
@@ -48,6 +53,8 @@ def load_dataset(config: RunConfig, mnist_path: str | Path | None = None) -> Dat
     Raises:
         DataError: the set cannot be built (too few samples, MNIST not cached).
     """
+    if config.dataset in REGRESSION_DATASETS:
+        return _load_saxe(config)
     x, y, n_classes = _load_raw(config, mnist_path)
     rng = np.random.default_rng(config.seed)
     try:
@@ -125,22 +132,83 @@ def make_probe(dataset: Dataset, size: int, seed: int) -> tuple[np.ndarray, np.n
     return probe.make_probe(dataset.x_train, dataset.y_train, size, seed)
 
 
-def make_pipelines(dataset: Dataset, batch_size: int, seed: int):
-    """Returns (train, validation) `tf.data` pipelines: shuffled per epoch, batched, prefetched."""
+def make_pipelines(dataset: Dataset, batch_size: int, seed: int, passes_per_epoch: int = 1):
+    """Returns (train, validation) `tf.data` pipelines: shuffled per pass, batched, prefetched.
+
+    An epoch of the training pipeline is `passes_per_epoch` passes over the
+    training split (a full-batch run then takes that many steps per epoch).
+    """
     import tensorflow as tf
 
     train = (
         tf.data.Dataset.from_tensor_slices((dataset.x_train, dataset.y_train))
-        .shuffle(len(dataset.x_train), seed=seed, reshuffle_each_iteration=True)
-        .batch(batch_size)
-        .prefetch(tf.data.AUTOTUNE)
-    )
+        .shuffle(len(dataset.x_train), seed=seed, reshuffle_each_iteration=True))
+    if passes_per_epoch > 1:
+        train = train.repeat(passes_per_epoch)
+    train = train.batch(batch_size).prefetch(tf.data.AUTOTUNE)
     validation = (
         tf.data.Dataset.from_tensor_slices((dataset.x_val, dataset.y_val))
         .batch(batch_size)
         .prefetch(tf.data.AUTOTUNE)
     )
     return train, validation
+
+
+@dataclasses.dataclass(frozen=True)
+class SaxeTask:
+    """The input-output map of the `saxe` set: y = U diag(s) Vᵀ x.
+
+    `u` (outputs × modes) and `v` (inputs × modes) have orthonormal columns;
+    mode α maps the input direction v_α to the output direction u_α with
+    strength s_α.
+    """
+
+    u: np.ndarray
+    strengths: tuple[float, ...]
+    v: np.ndarray
+
+    @property
+    def matrix(self) -> np.ndarray:
+        """The map U diag(s) Vᵀ, outputs × inputs."""
+        return self.u @ np.diag(self.strengths) @ self.v.T
+
+
+def saxe_task(config: RunConfig) -> SaxeTask:
+    """The map of `config`'s `saxe` set, drawn from its seed (as the data are)."""
+    rng = np.random.default_rng([config.seed, 3])
+    modes = len(SAXE_STRENGTHS)
+    u = _orthogonal(rng, OUTPUT_UNITS["saxe"])[:, :modes]
+    v = _orthogonal(rng, INPUT_DIMS["saxe"])[:, :modes]
+    return SaxeTask(u, SAXE_STRENGTHS, v)
+
+
+def _load_saxe(config: RunConfig) -> Dataset:
+    """Whitened inputs: ±each row of a random orthogonal matrix, over √2.
+
+    The training inputs x_μ then satisfy Σ_μ x_μ x_μᵀ = I, so the input-output
+    correlation Σ_μ y_μ x_μᵀ is the task's map U S Vᵀ itself (Saxe et al.'s
+    Σ³¹, with Σ¹¹ = I); their mean is zero, so biases that start at zero get
+    no gradient in a linear network. The validation inputs are built the same
+    way along another orthonormal frame. Nothing is standardised.
+    """
+    task = saxe_task(config)
+    rng = np.random.default_rng([config.seed, 4])
+
+    def frame():
+        rows = _orthogonal(rng, INPUT_DIMS["saxe"])
+        x = np.concatenate([rows, -rows]) / np.sqrt(2.0)
+        return x.astype(np.float32), (x @ task.matrix.T).astype(np.float32)
+
+    x_train, y_train = frame()
+    x_val, y_val = frame()
+    assert (len(x_train), len(x_val)) == FIXED_SPLITS["saxe"]
+    return Dataset(config.dataset, x_train, y_train, x_val, y_val, n_classes=0)
+
+
+def _orthogonal(rng, size: int) -> np.ndarray:
+    """A random orthogonal matrix, uniform over the orthogonal group (QR of a Gaussian)."""
+    q, r = np.linalg.qr(rng.normal(size=(size, size)))
+    return q * np.sign(np.diag(r))
 
 
 def _load_raw(config: RunConfig, mnist_path) -> tuple[np.ndarray, np.ndarray, int]:

@@ -11,19 +11,31 @@ import math
 
 import keras
 
-from reproduce.config import RunConfig
-from reproduce.network import OUTPUT_NAME, activation_name, dense_name, loss_name  # noqa: F401
+from reproduce.config import OUTPUT_UNITS, RunConfig
+from reproduce.network import (  # noqa: F401
+    OUTPUT_NAME, REGRESSION, activation_name, dense_name, loss_name)
 
 
-def make_initializer(name: str, fan_in: int, seed: int):
-    """Returns a seeded Keras initializer.
+def make_initializer(name: str, fan_in: int, seed: int, scale: float = 1.0):
+    """Returns a seeded Keras initializer, its values multiplied by `scale`.
 
-    `standard` is U[-1/sqrt(n), 1/sqrt(n)] (Glorot & Bengio 2010).
+    `standard` is U[-1/sqrt(n), 1/sqrt(n)] (Glorot & Bengio 2010), `normal` is
+    N(0, 1). Only Keras's own initializers are used, so a saved model loads
+    without this package.
     """
     if name == "standard":
-        limit = 1.0 / math.sqrt(fan_in)
+        limit = scale / math.sqrt(fan_in)
         return keras.initializers.RandomUniform(-limit, limit, seed=seed)
-    return keras.initializers.get({"class_name": name, "config": {"seed": seed}})
+    if name == "normal":
+        return keras.initializers.RandomNormal(0.0, scale, seed=seed)
+    if scale == 1.0:
+        return keras.initializers.get({"class_name": name, "config": {"seed": seed}})
+    if name == "orthogonal":
+        return keras.initializers.Orthogonal(gain=scale, seed=seed)
+    # glorot_uniform and he_normal are VarianceScaling with variance factor 1 and 2.
+    mode, factor, distribution = {"glorot_uniform": ("fan_avg", 1.0, "uniform"),
+                                  "he_normal": ("fan_in", 2.0, "truncated_normal")}[name]
+    return keras.initializers.VarianceScaling(factor * scale**2, mode, distribution, seed=seed)
 
 
 def make_optimizer(config: RunConfig) -> keras.optimizers.Optimizer:
@@ -41,7 +53,8 @@ def build_model(config: RunConfig, input_dim: int, n_classes: int) -> keras.Mode
     Args:
         config: depth, width, activation, initializer and seed are used.
         input_dim: number of input features.
-        n_classes: 2 gives one sigmoid unit, more gives a softmax over classes.
+        n_classes: 2 gives one sigmoid unit, more gives a softmax over classes,
+            `REGRESSION` (0) a linear output of the dataset's output units.
 
     Returns:
         A functional `keras.Model` named after the activation.
@@ -53,16 +66,21 @@ def build_model(config: RunConfig, input_dim: int, n_classes: int) -> keras.Mode
         hidden = keras.layers.Dense(
             config.width,
             kernel_initializer=make_initializer(
-                config.initializer, fan_in, config.seed * 1000 + index),
+                config.initializer, fan_in, config.seed * 1000 + index, config.init_scale),
+            use_bias=config.use_bias,
             name=dense_name(index),
         )(hidden)
         hidden = keras.layers.Activation(config.activation, name=activation_name(index))(hidden)
         fan_in = config.width
     binary = n_classes == 2
+    units, activation = ((OUTPUT_UNITS[config.dataset], "linear") if n_classes == REGRESSION
+                         else (1, "sigmoid") if binary else (n_classes, "softmax"))
     outputs = keras.layers.Dense(
-        1 if binary else n_classes,
-        activation="sigmoid" if binary else "softmax",
-        kernel_initializer=make_initializer(config.initializer, fan_in, config.seed * 1000),
+        units,
+        activation=activation,
+        kernel_initializer=make_initializer(config.initializer, fan_in, config.seed * 1000,
+                                            config.init_scale),
+        use_bias=config.use_bias,
         dtype="float32",  # keeps the loss in float32 under mixed precision
         name=OUTPUT_NAME,
     )(hidden)
@@ -70,11 +88,12 @@ def build_model(config: RunConfig, input_dim: int, n_classes: int) -> keras.Mode
 
 
 def compile_model(model: keras.Model, config: RunConfig, n_classes: int) -> keras.Model:
-    """Compiles with the config's optimizer, the matching loss, accuracy and execution settings."""
+    """Compiles with the config's optimizer, the matching loss, accuracy (of classifiers) and
+    execution settings."""
     model.compile(
         optimizer=make_optimizer(config),
         loss=loss_name(n_classes),
-        metrics=["accuracy"],
+        metrics=[] if n_classes == REGRESSION else ["accuracy"],
         steps_per_execution=config.steps_per_execution,
         jit_compile=config.jit_compile,
     )

@@ -20,6 +20,11 @@ def activation_name(index: int) -> str:
     return f"act_{index}"
 
 
+REGRESSION = 0  # `n_classes` of a regression set: a linear output and mean-squared error
+
+
 def loss_name(n_classes: int) -> str:
-    """The Keras loss of a network with `n_classes` classes (2: one sigmoid unit)."""
+    """The Keras loss of a network with `n_classes` classes (2: one sigmoid unit; 0: regression)."""
+    if n_classes == REGRESSION:
+        return "mean_squared_error"
     return "binary_crossentropy" if n_classes == 2 else "sparse_categorical_crossentropy"

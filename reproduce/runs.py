@@ -71,6 +71,9 @@ NAME_SUFFIXES = {
     "noise": "noise",
     "validation_fraction": "val",
     "mixed_precision": "fp16",
+    "init_scale": "iscale",
+    "passes_per_epoch": "passes",
+    "use_bias": "bias",
 }
 
 

@@ -376,8 +376,10 @@ class _Progress:
         if outcome.status == Outcome.FAILED:
             detail = f"FAILED: {outcome.error}"
         else:
-            accuracy = outcome.final.get("val_accuracy", float("nan"))
-            detail = f"val_acc={accuracy:.3f}"
+            if "val_accuracy" in outcome.final or "val_loss" not in outcome.final:
+                detail = f"val_acc={outcome.final.get('val_accuracy', float('nan')):.3f}"
+            else:  # a regression (the `saxe` set) has no accuracy
+                detail = f"val_loss={outcome.final['val_loss']:.3g}"
             if outcome.status == Outcome.DIVERGED:
                 detail += "  DIVERGED (NaN loss)"
         print(f"{prefix}  {detail}  {outcome.seconds:.1f}s{eta}", flush=True)

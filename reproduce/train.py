@@ -151,10 +151,11 @@ def _train(config: RunConfig, strategy, run_dir: Path, dataset, verbose, chief: 
     # collectives, like model.save below).
     model.save_weights(run_dir / runs.INITIAL_WEIGHTS_FILE)
 
-    train_data, validation_data = datasets.make_pipelines(dataset, config.batch_size, config.seed)
+    train_data, validation_data = datasets.make_pipelines(dataset, config.batch_size, config.seed,
+                                                          config.passes_per_epoch)
     stop = _StopAtBatchEnd(runs.run_name(config))
     callbacks = [*make_callbacks(config, run_dir, (probe_x, probe_y), keep_traces=reuse_model),
-                 stop]
+                 *task_callbacks(config, run_dir), stop]
     with _ctrl_c_stops_at_batch_end(stop):
         if config.strategy == "default":
             history = model.fit(
@@ -221,6 +222,17 @@ def make_callbacks(config: RunConfig, run_dir: Path, probe,
         *(logger(run_dir, **probe_options) for enabled, logger in loggers if enabled),
         keras.callbacks.TerminateOnNaN(),
     ]
+
+
+def task_callbacks(config: RunConfig, run_dir: Path) -> list[keras.callbacks.Callback]:
+    """The callbacks a dataset calls for: the `saxe` task's mode strengths (claim C6)."""
+    if config.dataset != "saxe":
+        return []
+    from callbacks.tags import mode_name
+
+    task = datasets.saxe_task(config)
+    names = [mode_name(strength) for strength in task.strengths]
+    return [run_callbacks.ModeStrengthLogger(run_dir, task.u, task.v, names)]
 
 
 # For tests that must act while a run is provably training: runs whose name matches

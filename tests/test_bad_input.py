@@ -35,6 +35,7 @@ FILES = {
     "fixed_range.toml": '[fixed]\nhistogram_buckets = 0\n',
     "fixed_inf.toml": '[fixed]\nlearning_rate = inf\n',
     "fixed_huge.toml": '[fixed]\nhistogram_buckets = 1000000000\n',
+    "saxe_samples.toml": '[grid]\nsamples = [64]\n[fixed]\ndataset = "saxe"\n',
     "fixed_too_big_for_memory.toml": '[fixed]\nwidth = 200000\ndepth = 100\n',
     "grid_not_list.toml": '[grid]\nactivation = "relu"\n',
     "grid_not_table.toml": 'grid = 5\n',
@@ -95,6 +96,20 @@ CASES = {
     "train huge learning rate": (["train", "--learning-rate", "1e9"],
                                  "learning_rate must be at most 1e+06, got 1e+09"),
     "train huge noise": (["train", "--noise", "1000"], "noise must be at most 100, got 1000"),
+    "train zero init scale": (["train", "--init-scale", "0"],
+                              "init_scale must be a positive number, got 0.0"),
+    "train nan init scale": (["train", "--init-scale", "nan"], "init_scale must be a positive"),
+    "train huge init scale": (["train", "--init-scale", "1e9"],
+                              "init_scale must be at most 1000, got 1e+09"),
+    "train unknown initializer": (["train", "--initializer", "gaussian"], "'gaussian'"),
+    "train zero passes": (["train", "--passes-per-epoch", "0"],
+                          "passes_per_epoch must be at least 1, got 0"),
+    "train huge passes": (["train", "--passes-per-epoch", "10000000"],
+                          "passes_per_epoch must be at most 1000000, got 10000000"),
+    "train bias not a flag value": (["train", "--use-bias", "no"],
+                                    "unrecognized arguments: no"),
+    "train saxe with samples": (["train", "--dataset", "saxe", "--samples", "100"],
+                                "dataset 'saxe' has a fixed size; samples must be null, got 100"),
     "train model too big for memory": (["train", "--width", "200000", "--depth", "100"],
                                        "(3,960,020,600,001 parameters) needs about "),
     # Fails only once the data are built, after TensorFlow loads.
@@ -123,6 +138,7 @@ CASES = {
     "sweep float for int": (["sweep", "fixed_float.toml"], "'epochs' must be int, got 1.5"),
     "sweep string for bool": (["sweep", "fixed_bool.toml"], "got 'yes'"),
     "sweep out of range": (["sweep", "fixed_range.toml"], "histogram_buckets must be at least 1"),
+    "sweep saxe with samples": (["sweep", "saxe_samples.toml"], "dataset 'saxe' has a fixed size"),
     "sweep infinite": (["sweep", "fixed_inf.toml"], "got inf"),
     "sweep grid not a list": (["sweep", "grid_not_list.toml"], "got 'relu'"),
     "sweep grid not a table": (["sweep", "grid_not_table.toml"],
@@ -142,6 +158,10 @@ CASES = {
     "article zero jobs": (["article", "--jobs", "0"], "--jobs must be at least 1, got 0"),
     "article syntax error": (["article", "syntax.toml"], "at line 3"),
     "article negative seed": (["article", "--seeds", "-2"], "got -2"),
+    "beyond zero jobs": (["beyond", "--jobs", "0"], "--jobs must be at least 1, got 0"),
+    "beyond too many jobs": (["beyond", "--jobs", "65"], "--jobs must be at most 64, got 65"),
+    "beyond unwritable logdir": (["beyond", "--logdir", "notes.txt/logs"], "'notes.txt/logs'"),
+    "beyond unknown flag": (["beyond", "--seeds", "1"], "--seeds"),
     # plot and report: folders without completed runs
     "plot missing folder": (["plot", "missing"], "no such folder: missing"),
     "plot empty folder": (["plot", "empty"], "no completed runs in empty"),
@@ -176,7 +196,7 @@ CASES = {
     "unknown command": (["frobnicate"], "'frobnicate'"),
 }
 # Flags that write add a log root inside the case folder.
-WRITING_COMMANDS = ("train", "sweep", "article")
+WRITING_COMMANDS = ("train", "sweep", "article", "beyond")
 
 
 def write_files(root):

@@ -181,7 +181,7 @@ def test_each_claim_judge_applies_its_rule():
 
 
 def test_claim_registry_lists_one_module_per_claim_in_order():
-    assert [claim.ID for claim in report.CLAIMS] == ["C1", "C2", "C3", "C4", "C5"]
+    assert [claim.ID for claim in report.CLAIMS] == ["C1", "C2", "C3", "C4", "C5", "C6", "C7"]
     for claim in report.CLAIMS:
         assert claim.__name__.startswith(f"reproduce.report.{claim.ID.lower()}_")
         assert claim.STATEMENT and claim.RULE and callable(claim.build)
@@ -356,7 +356,8 @@ def test_the_analysis_never_imports_the_training_code():
     import subprocess
     import sys
 
-    code = ("import sys; import reproduce.report, reproduce.plots, reproduce.compare; "
+    code = ("import sys; import reproduce.report, reproduce.plots, reproduce.compare, "
+            "reproduce.beyond_figures; "
             "print(sorted(name for name in sys.modules if name.startswith('reproduce.')))")
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True).stdout

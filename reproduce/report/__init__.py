@@ -1,4 +1,4 @@
-"""The claims C1–C5 of the article, measured on an experiment's run folders, with verdicts.
+"""The claims C1–C5 of the article, and C6–C7 beyond it, measured on run folders, with verdicts.
 
 `write_report(experiment_dir)` reads every run folder under the experiment
 (event files, `history.json`, `model.keras` and the step-0 weights,
@@ -16,14 +16,18 @@ The package, in reading order:
     networks.py      measures of a saved network: forward chain, logits, gradients, collapse
     context.py       the runs, their checked data, what several claims share
     linear_runs.py   C3's and C4's measurements of one linear run
-    c1_loss_drop.py ... c5_linear_data.py
+    mode_dynamics.py C6's measures: analytic curves, half-learning times, plateaus
+    saturation.py    C7's measures: activations over training, gradients at step 0
+    c1_loss_drop.py ... c7_sigmoid_saturation.py
                      one claim each: thresholds, rule text, pure judge, narrative
     text.py          number formatting and Markdown tables
-    writer.py        the claim registry `CLAIMS`, REPORT.md and report.json
+    writer.py        the claim registry `CLAIMS`, which experiment gets which claims
+                     (`BEYOND`), REPORT.md and report.json
 """
 
 from reproduce.report.evidence import VERDICTS, Claim
-from reproduce.report.writer import CLAIMS, REPORT_FILE, REPORT_JSON, build_report, write_report
+from reproduce.report.writer import (
+    CLAIMS, REPORT_FILE, REPORT_JSON, build_report, is_beyond, write_report)
 
 __all__ = ["CLAIMS", "REPORT_FILE", "REPORT_JSON", "VERDICTS", "Claim", "build_report",
-           "write_report"]
+           "is_beyond", "write_report"]

@@ -136,6 +136,22 @@ class Context:
                 if run.config.activation == LINEAR]
 
     @functools.cached_property
+    def mode_runs(self) -> dict[str, object]:
+        """C6's measurements of every usable `saxe` run: run name -> `ModeRun`, or a note."""
+        from reproduce.report.mode_dynamics import analyse_mode_run
+
+        return {run.name: analyse_mode_run(run, self) for run in self.usable
+                if run.config.dataset == "saxe"}
+
+    @functools.cached_property
+    def saturation_runs(self) -> dict[str, object]:
+        """C7's measurements of every usable deep-sigmoid-family run: name -> `SaturationRun`."""
+        from reproduce.report.saturation import SATURATING, analyse_saturation_run
+
+        return {run.name: analyse_saturation_run(run) for run in self.usable
+                if run.config.activation in SATURATING}
+
+    @functools.cached_property
     def accuracy(self) -> list[Accuracy]:
         """Validation accuracy per dataset and model (activation or logistic regression)."""
         cells: dict[tuple[str, str], dict[int, float]] = {}

@@ -2,17 +2,22 @@
 
 `CLAIMS` is the registry: one module per claim, each with `ID`, `STATEMENT`
 and `build(context) -> Claim`, in the order the report shows them. Adding a
-claim is adding its module and one line here.
+claim is adding its module and one line here. C1–C5 are the article's; C6 and
+C7 go beyond it, each measured on an experiment of its own (`BEYOND`: the
+experiment's name chooses its report).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import warnings
 from pathlib import Path
 
 from reproduce import figures, jsonable, runs
 from reproduce.report import (
-    c1_loss_drop, c2_derivative, c3_gradients, c4_collapse, c5_linear_data)
+    c1_loss_drop, c2_derivative, c3_gradients, c4_collapse, c5_linear_data,
+    c6_deep_linear_dynamics, c7_sigmoid_saturation)
 from reproduce.report.context import Context
 from reproduce.report.evidence import Claim
 from reproduce.report.text import markdown_table, names
@@ -26,17 +31,52 @@ CLAIMS = (
     c3_gradients,
     c4_collapse,
     c5_linear_data,
+    c6_deep_linear_dynamics,
+    c7_sigmoid_saturation,
 )
+ARTICLE_CLAIMS = CLAIMS[:5]
 
 
-def build_report(experiment_dir: str | Path) -> dict:
+@dataclasses.dataclass(frozen=True)
+class BeyondReport:
+    """The report of an experiment beyond the article: its title, source and claims."""
+
+    title: str
+    source: str  # the paper whose finding is measured
+    claims: tuple  # claim modules
+
+
+# Experiment name -> its report; any other experiment gets the article's claims.
+BEYOND = {
+    "saxe": BeyondReport(
+        "Deep linear networks learn mode by mode, measured", "Saxe, McClelland & Ganguli, "
+        "\"Exact solutions to the nonlinear dynamics of learning in deep linear neural "
+        "networks\", ICLR 2014", (c6_deep_linear_dynamics,)),
+    "glorot_bengio": BeyondReport(
+        "Where sigmoids saturate and gradients fade, measured", "Glorot & Bengio, "
+        "\"Understanding the difficulty of training deep feedforward neural networks\", "
+        "AISTATS 2010", (c7_sigmoid_saturation,)),
+}
+
+
+def build_report(experiment_dir: str | Path, context: Context | None = None) -> dict:
     """Measures every claim on the runs under `experiment_dir`; returns the report as a dict.
+
+    Args:
+        experiment_dir: the experiment folder.
+        context: its `Context`, when already loaded (the figures share it).
 
     Raises:
         RunNotFoundError: the folder is missing or holds no completed run.
     """
-    context = Context.load(experiment_dir)
-    claims = [claim.build(context) for claim in CLAIMS]
+    context = context or Context.load(experiment_dir)
+    beyond = beyond_report(context)
+    if beyond is not None:
+        return {"experiment": str(context.experiment_dir), "title": beyond.title,
+                "source": beyond.source, "sweep": context.describe_sweep(),
+                "claims": [claim.build(context) for claim in beyond.claims],
+                "runs": [_run_entry(run, context) for run in context.all_runs]}
+    claims = [claim.build(context) for claim in ARTICLE_CLAIMS]
     return {
         "experiment": str(context.experiment_dir),
         "sweep": context.describe_sweep(),
@@ -47,6 +87,26 @@ def build_report(experiment_dir: str | Path) -> dict:
     }
 
 
+def beyond_report(context: Context) -> BeyondReport | None:
+    """The report of the experiment beyond the article that `context` holds, if it is one.
+
+    The experiment is named by its runs' configs (all runs of a folder share it).
+    """
+    names = {run.config.experiment for run in context.all_runs}
+    return BEYOND.get(names.pop()) if len(names) == 1 else None
+
+
+def is_beyond(experiment_dir: str | Path) -> bool:
+    """Whether `experiment_dir` holds an experiment beyond the article (`BEYOND`).
+
+    Raises:
+        RunNotFoundError: the folder is missing or holds no completed run.
+    """
+    with warnings.catch_warnings():  # the command that reads the runs warns about them
+        warnings.simplefilter("ignore")
+        return beyond_report(Context.load(experiment_dir)) is not None
+
+
 def _run_entry(run: runs.Run, context: Context) -> dict:
     diverged = run.status is runs.RunStatus.DIVERGED
     return {"name": run.name, "status": run.status.value, "diverged": diverged,
@@ -54,11 +114,12 @@ def _run_entry(run: runs.Run, context: Context) -> dict:
             "val_accuracy": context.val_accuracy(run) if run.finished else None}
 
 
-def write_report(experiment_dir: Path) -> tuple[Path, Path]:
+def write_report(experiment_dir: Path, context: Context | None = None) -> tuple[Path, Path]:
     """Writes `REPORT.md` and `report.json` into `experiment_dir`.
 
     Args:
         experiment_dir: an experiment folder (e.g. `logs/article`) holding run folders.
+        context: its `Context`, when already loaded.
 
     Returns:
         (path of REPORT.md, path of report.json).
@@ -74,7 +135,7 @@ def write_report(experiment_dir: Path) -> tuple[Path, Path]:
     ```
     """
     experiment_dir = Path(experiment_dir)
-    report = build_report(experiment_dir)
+    report = build_report(experiment_dir, context)
     markdown_path = experiment_dir / REPORT_FILE
     json_path = experiment_dir / REPORT_JSON
     markdown_path.write_text(render_markdown(report, experiment_dir))
@@ -85,6 +146,8 @@ def write_report(experiment_dir: Path) -> tuple[Path, Path]:
 
 def render_markdown(report: dict, experiment_dir: Path) -> str:
     """The human-readable report."""
+    if "title" in report:
+        return _render_beyond(report, experiment_dir)
     sweep = report["sweep"]
     values = sweep["values"]
     claims: list[Claim] = report["claims"]
@@ -147,3 +210,36 @@ def _figure_lines(experiment_dir: Path, c1: Claim) -> list[str]:
     if not listed:
         return [f"No figures yet in `{figures.FIGURES_DIR}/` (`reproduce plot` writes them)."]
     return [f"From `{figures.FIGURES_DIR}/`:", ""] + listed
+
+
+def _render_beyond(report: dict, experiment_dir: Path) -> str:
+    """The report of an experiment beyond the article: its claims, the runs, the figures."""
+    sweep = report["sweep"]
+    claims: list[Claim] = report["claims"]
+    lines = [f"# Beyond the article: {report['title']}", "",
+             f"The finding of {report['source']}, reproduced with this package.", "",
+             f"Experiment `{experiment_dir}`: {sweep['runs']} run folder(s), "
+             f"{sweep[runs.RunStatus.COMPLETE.value]} complete, "
+             f"{sweep[runs.RunStatus.DIVERGED.value]} diverged, "
+             f"{sweep[runs.RunStatus.INCOMPLETE.value]} unfinished. Everything below is read back "
+             f"from the run folders (event files, history.json, step-0 weights, data "
+             f"regenerated from config.json and checked); nothing is retrained.", ""]
+    diverged = [run["name"] for run in report["runs"] if run["diverged"]]
+    if diverged:
+        lines += [f"**Diverged runs, excluded:** {names(diverged)}.", ""]
+    lines += markdown_table([["claim", "finding", "verdict", "key figures"]] + [
+        [claim.id, claim.claim, f"**{claim.verdict}**", claim.headline] for claim in claims])
+    for claim in claims:
+        lines += ["", f"## {claim.id}: {claim.claim}", "", f"**Verdict: {claim.verdict}**", "",
+                  f"*Rule.* {claim.rule}", "", claim.conclusion, ""]
+        for table in claim.tables:
+            if len(table) > 1:
+                lines += markdown_table(table) + [""]
+    lines += ["## How to reproduce", "",
+              "`make beyond` (or `reproduce beyond`) trains the runs into `logs/`; "
+              f"`reproduce report {experiment_dir}` writes this report again.", "",
+              "## Figures", ""]
+    pngs = sorted((experiment_dir / figures.FIGURES_DIR).glob("*.png"))
+    lines += ([f"![{png.stem}]({png.relative_to(experiment_dir).as_posix()})" for png in pngs]
+              or [f"No figures yet in `{figures.FIGURES_DIR}/` (`reproduce beyond` draws them)."])
+    return "\n".join(lines) + "\n"
