@@ -15,6 +15,9 @@ from reproduce.beyond import beyond_sweeps, run_beyond
 from reproduce.config import RunConfig
 from reproduce.sweep import Sweep
 
+# Its module fixtures are built once: every test of the module on one xdist worker.
+pytestmark = pytest.mark.xdist_group("beyond")
+
 VERDICTS = {"supported", "partially supported", "refuted", "insufficient data"}
 # One and two hidden layers on the saxe task at the paper's small scale, 600 steps at τ = 32.
 TINY_SAXE = Sweep("saxe", {"depth": [1, 2]}, {

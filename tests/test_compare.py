@@ -14,6 +14,9 @@ from reproduce import compare, runs
 from reproduce.config import TEST_CONFIG
 from reproduce.errors import ConfigError, RunNotFoundError
 
+# Its module fixtures are built once: every test of the module on one xdist worker.
+pytestmark = pytest.mark.xdist_group("compare")
+
 DATA = np.array([-3.0, -1.0, 1.0, 3.0])
 # tf.summary.histogram(DATA * s, buckets=2) has buckets [-3s, 0, 2], [0, 3s, 2]:
 # centres ±1.5s, so mean |g| = std = 1.5s; the tensor's norm is sqrt(20) s.

@@ -25,6 +25,9 @@ from reproduce.config import TEST_CONFIG
 from reproduce.plots import FIGURES_DIR, LOSS_DROP_DIR, plot_experiment
 from reproduce.report import write_report
 
+# Its module fixtures are built once: every test of the module on one xdist worker.
+pytestmark = pytest.mark.xdist_group("corrupt_artifacts")
+
 EXAMPLES = settings(max_examples=60, deadline=None)
 # (activation, seed) of the undamaged runs.
 GOOD = [("linear", 0), ("relu", 0), ("linear", 1)]

@@ -57,6 +57,7 @@ def initial_gradient_norms(probe) -> dict[str, float]:
     return norms
 
 
+@pytest.mark.xdist_group("mirrored_run")  # one worker builds the fixture
 def test_mirrored_over_two_cpus_logs_single_device_values_once(mirrored_run):
     marker = runs.read_marker(mirrored_run)
     assert marker.status is runs.RunStatus.COMPLETE and marker.replicas == 2
@@ -72,6 +73,7 @@ def test_mirrored_over_two_cpus_logs_single_device_values_once(mirrored_run):
         np.testing.assert_allclose(train_events.scalars[tag].at(0), value, rtol=1e-5)
 
 
+@pytest.mark.xdist_group("mirrored_run")  # one worker builds the fixture
 def test_mirrored_run_repeats_the_default_strategy_run_batch_for_batch(mirrored_run, tiny_run):
     assert tiny_run.config == CONFIG  # the same run, trained by Keras's fit on one device
     mirrored = events.read_events(mirrored_run / runs.TRAIN_DIR).scalars[tags.BATCH_LOSS]
@@ -83,6 +85,7 @@ def test_mirrored_run_repeats_the_default_strategy_run_batch_for_batch(mirrored_
         np.testing.assert_allclose(history[name], values, rtol=1e-5)
 
 
+@pytest.mark.xdist_group("mirrored_run")  # one worker builds the fixture
 def test_mirrored_final_gradient_norm_matches_saved_model(mirrored_run):
     model = keras.saving.load_model(mirrored_run / runs.MODEL_FILE, safe_mode=True)
     with np.load(mirrored_run / runs.PROBE_FILE, allow_pickle=False) as probe:

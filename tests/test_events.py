@@ -15,6 +15,9 @@ from reproduce import events, runs
 from reproduce.config import TEST_CONFIG
 from reproduce.errors import RunNotFoundError
 
+# Its module fixtures are built once: every test of the module on one xdist worker.
+pytestmark = pytest.mark.xdist_group("events")
+
 LOSSES = [0.75, 0.5, 0.25, 0.125, 0.0625]  # exact in float32
 HISTOGRAM_DATA = [0.0, 1.0, 2.0, 3.0]
 # tf.summary.histogram of HISTOGRAM_DATA with 3 buckets: edges split [0, 3]

@@ -14,6 +14,9 @@ from reproduce import events, plots, runs
 from reproduce.config import TEST_CONFIG, RunConfig
 from reproduce.errors import RunNotFoundError
 
+# Its module fixtures are built once: every test of the module on one xdist worker.
+pytestmark = pytest.mark.xdist_group("plots")
+
 # Binary fractions, exact in the float32 of a summary, so the curves compare exactly.
 SEED_0_BATCH = [1.0, 0.75, 0.5, 0.5, 0.25, 0.25]
 SEED_1_BATCH = [0.5, 0.5, 0.25, 0.125, 0.125, 0.0]

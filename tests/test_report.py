@@ -20,6 +20,9 @@ from reproduce.errors import DataMismatchError, RunNotFoundError
 from reproduce.report import c5_linear_data, measures, networks
 from reproduce.report.evidence import Accuracy
 
+# Its module fixtures are built once: every test of the module on one xdist worker.
+pytestmark = pytest.mark.xdist_group("report")
+
 GOLDEN = Path(__file__).parent / "golden"
 # The tiny fixed sweep: TEST_CONFIG for 6 epochs (24 steps, enough for C1).
 TINY = [TEST_CONFIG.replace(dataset=dataset, activation=activation, epochs=6)

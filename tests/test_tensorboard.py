@@ -18,6 +18,9 @@ from reproduce import compare, events, runs, tensorboard
 from reproduce.config import TEST_CONFIG
 from reproduce.errors import ConfigError, RunNotFoundError
 
+# Its module fixtures are built once: every test of the module on one xdist worker.
+pytestmark = pytest.mark.xdist_group("tensorboard")
+
 ACTIVATIONS = ("linear", "relu")
 STARTUP_SECONDS = 180  # TensorBoard imports TensorFlow, slow on a busy CI machine
 REQUEST_SECONDS = 30
