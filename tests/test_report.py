@@ -295,7 +295,7 @@ def test_report_end_to_end_on_tiny_runs(tiny_experiment, tmp_path):
     assert claims["C5"]["verdict"] == "insufficient data"
     assert any("`linear` dataset" in item for item in claims["C5"]["evidence"]["missing"])
     c3 = claims["C3"]["evidence"]
-    assert c3["initial_models_rebuilt"] == 1
+    assert c3["initial_models_used"] == 1
     assert c3["logged_norm_max_mismatch"] < 1e-4  # recomputed = what the callback logged
     assert c3["final_inputs_doubled_change_min"] > 0.1
     c4 = claims["C4"]["evidence"]

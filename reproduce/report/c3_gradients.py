@@ -30,9 +30,9 @@ LOSS_DROP_MIN = 0.5  # on `linear`, the linear network's loss must fall by more 
 LINEAR_ACCURACY_MIN = 0.9  # and its validation accuracy exceed this (chance is 0.5)
 CHANCE_ACCURACY = 0.5
 RULE = (f"For each linear-activation run, dL/dW₁ (the first layer's kernel) is computed "
-        f"with GradientTape on the saved final model and on the initial model (rebuilt from "
-        f"the seeded initializers and used only if its probe gradient norm matches the one "
-        f"logged at step 0 to {RECONSTRUCTION_RTOL:g}): on {GRADIENT_BATCHES} disjoint "
+        f"with GradientTape on the saved final model and on the initial model (the step-0 "
+        f"weights saved in the run folder, used only if its probe gradient norm matches the "
+        f"one logged at step 0 to {RECONSTRUCTION_RTOL:g}): on {GRADIENT_BATCHES} disjoint "
         f"training batches, and on the probe batch with inputs ×{INPUT_SCALE:g} or labels "
         f"permuted. A run's gradients depend on inputs and errors when, on the final model, "
         f"the batch gradients' mean pairwise cosine is < {COSINE_MAX} or their norms' "
@@ -133,7 +133,7 @@ def _summary(measured: list[LinearRun], dependent, on_linear: list[LinearRun], l
                    if item.training.gradient_norm_ratio is not None]
     return dict(
         runs_measured=len(measured), runs_with_input_dependent_gradients=int(sum(dependent)),
-        initial_models_rebuilt=int(sum(item.initial is not None for item in measured)),
+        initial_models_used=int(sum(item.initial is not None for item in measured)),
         final_batch_cosine_mean=_mean_of(measured, "final", "batch_cosine_mean"),
         final_batch_norm_spread_mean=_mean_of(measured, "final", "batch_norm_spread"),
         final_inputs_doubled_change_min=_min_of(measured, "final", "inputs_doubled_change"),
@@ -183,9 +183,9 @@ def _findings(evidence: dict, measured: list[LinearRun], dependent) -> str:
         text += (f", and the recomputed probe gradient norms match the logged ones to "
                  f"{fmt(evidence['logged_norm_max_mismatch'])}")
     text += ". "
-    if evidence["initial_models_rebuilt"] < len(measured):
-        text += (f"The initial model of {len(measured) - evidence['initial_models_rebuilt']} "
-                 f"run(s) could not be rebuilt to match the logged step 0, so only their final "
+    if evidence["initial_models_used"] < len(measured):
+        text += (f"The initial model of {len(measured) - evidence['initial_models_used']} "
+                 f"run(s) did not match the logged step 0, so only their final "
                  f"models were measured. ")
     return text
 
