@@ -43,7 +43,10 @@ class ActivationLogger(ProbeLogger):
       |f'(z)| is below 1% of the layer's largest |f'(z)| on the probe.
 
     The loss is the one `fit` minimises, in inference mode (see
-    `ProbeLogger`). Recurrent layers and wrappers (`LSTM`, `GRU`,
+    `ProbeLogger`). A histogram of more than 65,536 entries (a convolution's,
+    counted at every position) keeps its exact range and counts a lattice
+    sample of them, scaled to its size (`summaries.histograms`); the dead
+    and saturated fractions count every entry. Recurrent layers and wrappers (`LSTM`, `GRU`,
     `SimpleRNN`, `ConvLSTM*`, `Bidirectional`, `TimeDistributed`) apply their
     activations inside a loop and are not looked into; their weights and
     gradients are logged by the other loggers. A layer called more than once

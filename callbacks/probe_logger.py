@@ -149,8 +149,9 @@ class ProbeLogger(keras.callbacks.Callback):
             with _frozen_metrics(model):
                 function = tf.function(self._compute, autograph=False).get_concrete_function(
                     self._tensors)
-            traced_functions[key] = (function, self._tags())
-        self._function, (self._scalar_tags, self._histogram_tags) = traced_functions[key]
+            # The entry holds what the key names by id, so that no id is reused while it lives.
+            traced_functions[key] = (function, self._tags(), _identified_objects(model))
+        self._function, (self._scalar_tags, self._histogram_tags), _ = traced_functions[key]
         self._start()
         step = self._current_step()
         self._log(step)
@@ -211,8 +212,7 @@ class ProbeLogger(keras.callbacks.Callback):
             lambda tensor: None if tensor is None else (tuple(tensor.shape), tensor.dtype.name),
             self._tensors)
         return (type(self), self.histogram_buckets, repr(probe_spec),
-                id(getattr(model, "_compile_loss", None)),
-                tuple(id(variable) for variable in model.trainable_variables))
+                tuple(id(each) for each in _identified_objects(model)))
 
     def _prepare(self, model) -> None:
         """Sets up what `_compute` needs before it is traced (not called when reused)."""
@@ -249,6 +249,12 @@ def _call(model, x):
     if getattr(model, "_call_has_training_arg", True):
         return model(x, training=False)
     return model(x)
+
+
+def _identified_objects(model) -> list:
+    """What a traced function reads besides its arguments: the compiled loss and the variables."""
+    return [getattr(model, "_compile_loss", None), *model.trainable_variables,
+            *model.non_trainable_variables]
 
 
 def _traced_functions(model) -> dict:

@@ -43,6 +43,7 @@ class Flat:
 
 
 SMALL = 1 << 16  # entries up to which a tensor's histogram is computed with the others
+SAMPLE_SIZE = 1 << 16  # entries counted, at most, in the histogram of a larger tensor
 
 
 def histograms(tensors, bucket_count: int):
@@ -53,18 +54,33 @@ def histograms(tensors, bucket_count: int):
     and the whole count in the last one. A tensor with a NaN or infinite
     entry gets NaN edges (its counts still add up to its size).
 
+    A tensor of more than `SAMPLE_SIZE` entries (of known size) keeps its
+    exact [min, max], NaN and infinity included, but its counts are those of
+    a lattice sample of at most `SAMPLE_SIZE` entries (every p-th entry,
+    p a prime dividing none of its dimensions, so every channel and
+    position is visited alike), scaled by size / sample size: they add up
+    to its size and estimate each bucket's count to about 1/sqrt(count in
+    the sample). Counting every entry of a convnet's activations cost
+    ~4 ns per entry here, a pass over its own (TensorFlow's histogram kernel
+    is single-threaded), against ~0.7 ns for the exact range.
+
     Small tensors are flattened together and bucketed in a fixed number of
     ops (cheap to trace); each large one gets TensorFlow's fixed-width
-    histogram kernel (three passes over it, where a gather per entry would
-    cost ~20 ns).
+    histogram kernel (where a gather per entry would cost ~20 ns).
     """
+    tensors = [tf.convert_to_tensor(tensor) for tensor in tensors]
     parts = [_flat_float32(tensor) for tensor in tensors]
     small = [index for index, part in enumerate(parts)
              if part.shape.num_elements() is not None and part.shape.num_elements() <= SMALL]
     large = [index for index in range(len(parts)) if index not in small]
-    groups = [(small, _histograms_together), (large, _histograms_apart)]
-    results = [(indices, compute([parts[index] for index in indices], bucket_count))
-               for indices, compute in groups if indices]
+    results = []
+    if small:
+        together = _histograms_together([parts[index] for index in small], bucket_count)
+        results.append((small, together))
+    if large:
+        strides = [_sample_stride(tensors[index].shape) for index in large]
+        apart = _histograms_apart([parts[index] for index in large], strides, bucket_count)
+        results.append((large, apart))
     if len(results) == 1:
         return results[0][1]
     rows = {}
@@ -95,7 +111,7 @@ def _histograms_together(parts, bucket_count):
     return _with_edges(tf.reshape(counts, [flat.count, bucket_count]), low, high, finite)
 
 
-def _histograms_apart(parts, bucket_count):
+def _histograms_apart(parts, strides, bucket_count):
     # reduce_min/max propagate NaN, so a finite range means finite entries.
     low = tf.stack([tf.reduce_min(part) for part in parts])
     high = tf.stack([tf.reduce_max(part) for part in parts])
@@ -106,12 +122,17 @@ def _histograms_apart(parts, bucket_count):
     start = tf.where(varied, low, tf.where(finite, low - tf.abs(low) - 1.0, -1.0))
     end = tf.where(finite, high, 0.0)
     ranges = tf.unstack(tf.stack([start, end], axis=1), num=len(parts))
-    counts = tf.stack([
-        tf.histogram_fixed_width(tf.where(part_finite, part, 0.0), value_range,
-                                 nbins=bucket_count)
-        for part, part_finite, value_range in zip(parts, tf.unstack(finite, num=len(parts)),
-                                                  ranges)])
-    return _with_edges(tf.cast(counts, tf.float64), low, high, finite)
+    counts = []
+    for part, stride, part_finite, value_range in zip(
+            parts, strides, tf.unstack(finite, num=len(parts)), ranges):
+        sample = part if stride == 1 else part[::stride]
+        count = tf.cast(tf.histogram_fixed_width(tf.where(part_finite, sample, 0.0),
+                                                 value_range, nbins=bucket_count), tf.float64)
+        if stride > 1:
+            size = part.shape.num_elements()
+            count = count * size / (-(-size // stride))  # scaled to the whole tensor
+        counts.append(count)
+    return _with_edges(tf.stack(counts), low, high, finite)
 
 
 def _with_edges(counts, low, high, finite):
@@ -124,6 +145,21 @@ def _with_edges(counts, low, high, finite):
                      low[:, None] + offsets * (spread / bucket_count)[:, None], high[:, None])
     edges = tf.concat([edges[:, :-1], high[:, None]], axis=1)
     return tf.stack([edges[:, :-1], edges[:, 1:], counts], axis=2)
+
+
+def _sample_stride(shape) -> int:
+    """1, or the smallest prime p with size / p <= `SAMPLE_SIZE` that divides no dimension."""
+    size = shape.num_elements()
+    if size is None or size <= SAMPLE_SIZE:
+        return 1
+    candidate = -(-size // SAMPLE_SIZE)
+    while not (_is_prime(candidate) and all(dimension % candidate for dimension in shape)):
+        candidate += 1
+    return candidate
+
+
+def _is_prime(number: int) -> bool:
+    return number > 1 and all(number % divisor for divisor in range(2, int(number ** 0.5) + 1))
 
 
 def _flat_float32(tensor):

@@ -472,19 +472,40 @@ def test_histograms_match_tensorboard_reference_implementation():
         value = summary_pb2.Summary.FromString(reference.SerializeToString()).value[0]
         expected = tensor_util.make_ndarray(value.tensor)
         np.testing.assert_allclose(ours[index][:, :2], expected[:, :2], rtol=1e-6, atol=1e-6)
-        np.testing.assert_array_equal(ours[index][:, 2], expected[:, 2])
+        stride = summaries._sample_stride(tf.TensorShape(tensor.shape))
+        if stride == 1:
+            np.testing.assert_array_equal(ours[index][:, 2], expected[:, 2])
+        else:  # counted on a sample: each bucket within 5 standard deviations
+            np.testing.assert_allclose(ours[index][:, 2].sum(), tensor.size, rtol=1e-12)
+            deviation = np.abs(ours[index][:, 2] - expected[:, 2])
+            assert np.all(deviation <= 5 * np.sqrt(stride * expected[:, 2]) + stride)
     # float32 sums of tens of thousands of squares are exact to about 5e-6.
     np.testing.assert_allclose(flat.norms().numpy(),
                                [np.linalg.norm(tensor) for tensor in tensors], rtol=1e-5)
 
 
-@pytest.mark.parametrize("size", [3, summaries.SMALL + 1])  # bucketed together, or apart
+def test_histogram_of_a_large_tensor_samples_every_channel_alike():
+    # Channel c holds the value c. A stride sharing a factor with the 32 channels (8) would
+    # count only some channels; the sampled histogram counts each 1/32 of the entries.
+    shape = (256, 8, 8, 32)
+    stride = summaries._sample_stride(tf.TensorShape(shape))
+    assert stride == 11 and np.prod(shape) / stride <= summaries.SAMPLE_SIZE
+    tensor = np.broadcast_to(np.arange(32, dtype=np.float32), shape)
+    ours = summaries.histograms([tf.constant(tensor)], 32).numpy()[0]
+    assert (ours[0, 0], ours[-1, 1]) == (0.0, 31.0)  # the exact range
+    np.testing.assert_allclose(ours[:, 2], tensor.size / 32, atol=stride)
+
+
+# Bucketed together, apart, or apart on a sample that misses the NaN.
+@pytest.mark.parametrize("size", [3, summaries.SMALL + 1, summaries.SAMPLE_SIZE * 13])
 def test_histogram_of_a_tensor_with_nan_or_infinity_has_nan_edges(size):
     values = np.linspace(0.0, 1.0, size).astype(np.float32)
     with_nan, with_infinity = values.copy(), values.copy()
     with_nan[1], with_infinity[0] = np.nan, np.inf
     ours = summaries.histograms([tf.constant(with_nan), tf.constant(with_infinity),
                                  tf.constant(values)], 4).numpy()
-    for buckets in ours[:2]:
-        assert np.all(np.isnan(buckets[:, :2])) and buckets[:, 2].sum() == size
-    assert ours[2][:, 2].sum() == size and ours[2][0, 0] == 0.0 and ours[2][-1, 1] == 1.0
+    for buckets in ours[:2]:  # sampled or not, the NaN and the infinity are found
+        assert np.all(np.isnan(buckets[:, :2]))
+        np.testing.assert_allclose(buckets[:, 2].sum(), size, rtol=1e-12)
+    np.testing.assert_allclose(ours[2][:, 2].sum(), size, rtol=1e-12)
+    assert ours[2][0, 0] == 0.0 and ours[2][-1, 1] == 1.0
