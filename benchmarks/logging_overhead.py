@@ -175,7 +175,7 @@ def load_mnist_shaped():
     repeats = -(-MNIST_TRAINING_IMAGES // len(x))
     x = np.tile(x, (repeats, 1, 1, 1))[:MNIST_TRAINING_IMAGES]
     y = np.tile(y, (repeats, 1))[:MNIST_TRAINING_IMAGES]
-    return x, y, "MNIST not cached: the digits resized to 28x28, repeated to 60,000"
+    return x, y, "the digits resized to 28x28 and repeated to 60,000 (MNIST is not cached)"
 
 
 MLP_VARIANTS = ("plain_fit", "keras_tensorboard_histograms", "our_three_loggers",
@@ -243,30 +243,22 @@ def main():
             results.append((title, *measure(
                 lambda variant, log_dir: mlp_fit(config, data, variant, log_dir),
                 MLP_VARIANTS, args.repeats, root, "mlp")))
-        if "convnet" in args.workloads:
-            data = convnet_digits.load_data()
-            steps = -(-int(len(data[0]) * 0.9) // 128)
-            title = (f"convnet: keras-io's on digits, {args.convnet_epochs} epochs of {steps} "
-                     f"steps (batch 128), steps_per_execution="
-                     f"{args.convnet_steps_per_execution}, probe 256 examples, "
-                     f"{args.repeats} repeats, interleaved")
-            results.append((title, *measure(
-                lambda variant, log_dir: convnet_fit(
-                    convnet_digits.build_model, args.convnet_epochs,
-                    args.convnet_steps_per_execution, data, variant, log_dir),
-                CONVNET_VARIANTS, args.repeats, root, "convnet")))
-        if "convnet_mnist" in args.workloads:
-            x, y, source = load_mnist_shaped()
+        convnets = {
+            "convnet": lambda: (*convnet_digits.load_data(), "digits", convnet_digits.build_model,
+                                args.convnet_epochs),
+            "convnet_mnist": lambda: (*load_mnist_shaped(), keras_io_convnet, args.mnist_epochs),
+        }
+        for name in [name for name in convnets if name in args.workloads]:
+            x, y, source, build_model, epochs = convnets[name]()
             steps = -(-int(len(x) * 0.9) // 128)
-            title = (f"convnet_mnist: keras-io's as published, on {source}; {args.mnist_epochs} "
-                     f"epochs of {steps} steps (batch 128), steps_per_execution="
-                     f"{args.convnet_steps_per_execution}, probe 256 examples, "
-                     f"{args.repeats} repeats, interleaved")
+            title = (f"{name}: keras-io's on {source}, {epochs} epochs of {steps} steps "
+                     f"(batch 128), steps_per_execution={args.convnet_steps_per_execution}, "
+                     f"probe 256 examples, {args.repeats} repeats, interleaved")
             results.append((title, *measure(
                 lambda variant, log_dir: convnet_fit(
-                    keras_io_convnet, args.mnist_epochs, args.convnet_steps_per_execution,
-                    (x, y), variant, log_dir),
-                CONVNET_VARIANTS, args.repeats, root, "convnet_mnist")))
+                    build_model, epochs, args.convnet_steps_per_execution, (x, y), variant,
+                    log_dir),
+                CONVNET_VARIANTS, args.repeats, root, name)))
     for title, per_epoch, per_fit in results:
         print_ratios(title, per_epoch, per_fit)
 
