@@ -192,8 +192,9 @@ class ProbeLogger(keras.callbacks.Callback):
         the one update this pass makes to them is reset by `fit` before the
         first epoch.
         """
-        if model.built and not self._uses_loss:
-            return
+        compiled_loss = getattr(model, "_compile_loss", None)
+        if model.built and (not self._uses_loss or getattr(compiled_loss, "built", False)):
+            return  # built by an earlier fit, or by another logger's pass
         x, y, sample_weight = (map_structure(lambda tensor: tensor[:1], part)
                                for part in self._tensors)
         with model.distribute_strategy.scope():
