@@ -206,7 +206,12 @@ def _numbers_masked(text: str) -> str:
 
 
 def _assert_same(actual, expected, where="report"):
-    """Equal structure, strings and booleans; floats to a relative 1e-6."""
+    """Equal structure, strings and booleans; floats to a relative 1e-3, or within 1e-6.
+
+    Training the same runs on another CPU moves its results by about 1e-5
+    relative (oneDNN picks its kernels by instruction set), and float32
+    rounding errors of about 1e-7 (C3's and C4's max errors) by 100%.
+    """
     if isinstance(expected, dict):
         assert list(actual) == list(expected), where
         for key in expected:
@@ -216,7 +221,7 @@ def _assert_same(actual, expected, where="report"):
         for index, (got, wanted) in enumerate(zip(actual, expected)):
             _assert_same(got, wanted, f"{where}[{index}]")
     elif isinstance(expected, float):
-        assert actual == pytest.approx(expected, rel=1e-6, abs=1e-12), where
+        assert actual == pytest.approx(expected, rel=1e-3, abs=1e-6), where
     else:
         assert actual == expected and type(actual) is type(expected), where
 
