@@ -8,6 +8,7 @@ import numpy as np
 import tensorflow as tf
 
 from callbacks import activation_layers, summaries, tags
+from callbacks.probe_group import SharedPass
 from callbacks.probe_logger import ProbeLogger
 
 SATURATION_THRESHOLD = 0.01  # |f'(z)| below 1% of the layer's largest counts as saturated
@@ -76,25 +77,21 @@ class ActivationLogger(ProbeLogger):
         histogram_tags = [tags.tag(kind, path) for path in paths for kind in HISTOGRAM_KINDS]
         return scalar_tags, histogram_tags
 
-    def _compute(self, probe):
-        with tf.GradientTape() as tape:
-            with activation_layers.tapped(self._taps):
-                y_pred = self._forward(probe)
-            loss = self._probe_loss(probe, y_pred)
-        self._logged = self._hidden_taps(y_pred)
+    def _pass_needs(self):
+        return {SharedPass.ACTIVATION_GRADIENTS}
+
+    def _compute(self, probe, shared):
+        self._logged = self._hidden_taps(shared.y_pred)
         if not self._logged:
             return tf.zeros([0]), tf.zeros([0, self.histogram_buckets, 3], tf.float64)
         activations = [tap.calls[0][1] for tap in self._logged]
-        backprop = tape.gradient(loss, activations,
-                                 unconnected_gradients=tf.UnconnectedGradients.ZERO)
+        backprop = [shared.activation_gradients[tap] for tap in self._logged]
         derivatives, histogram_inputs = [], []
         for tap, activation, gradient in zip(self._logged, activations, backprop):
             z = tf.cast(tap.calls[0][0], tf.float32)
             derivative = tap.derivative(z)
             derivatives.append(derivative)
             histogram_inputs += [z, activation, derivative, gradient]
-        for tap in self._taps:
-            tap.calls = []  # the graph's tensors are not kept past the trace
         axes = [tap.channel_axis for tap in self._logged]
         fractions = tf.stack([dead_fractions(derivatives, axes),
                               saturated_fractions(derivatives)], axis=1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from callbacks import summaries, tags
+from callbacks.probe_group import SharedPass
 from callbacks.probe_logger import ProbeLogger
 
 
@@ -50,13 +51,11 @@ class GradientLogger(ProbeLogger):
         return scalar_tags + [tags.GLOBAL_GRADIENT_NORM], [tags.tag(tags.GRADIENTS, key)
                                                            for key in keys]
 
-    def _compute(self, probe):
-        with tf.GradientTape() as tape:
-            loss = self._probe_loss(probe, self._forward(probe))
-        gradients = tape.gradient(loss, self._variables,
-                                  unconnected_gradients=tf.UnconnectedGradients.ZERO)
-        # An embedding's gradient comes as IndexedSlices.
-        gradients = [tf.convert_to_tensor(gradient) for gradient in gradients]
+    def _pass_needs(self):
+        return {SharedPass.VARIABLE_GRADIENTS}
+
+    def _compute(self, probe, shared):
+        gradients = shared.variable_gradients
         gradient_norms = summaries.Flat.of(gradients).norms()
         return (tf.concat([gradient_norms, [tf.norm(gradient_norms)]], 0),
                 summaries.histograms(gradients, self.histogram_buckets))

@@ -3,16 +3,18 @@
 A fixed probe batch, a lazily created writer into `<log_dir>/train`, and the
 schedule: step 0 (the initial weights), every `every_n_steps` optimizer
 steps, and the final weights at the end of training. Subclasses implement
-`_compute(probe)`, which computes every value of one log in a single compiled
-call (on the model's device, histograms bucketed there too); the host then
-writes them as events in one go. The traced function is kept with the model,
-so a later `fit` of the same model with a logger of the same kind, settings
-and probe shapes calls it again instead of tracing it again.
+`_compute(probe, shared)`, which computes every value of one log from the
+probe and the shared forward and backward pass (`probe_group.SharedPass`);
+the loggers of one `fit` with the same probe and schedule run in a single
+compiled call (`probe_group.ProbeGroup`, on the model's device, histograms
+bucketed there too), and the host then writes each one's events. The traced
+function is kept with the model, so a later `fit` of the same model with
+loggers of the same kinds, settings and probe shapes calls it again instead
+of tracing it again.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 
@@ -22,6 +24,7 @@ import tensorflow as tf
 
 from callbacks import losses
 from callbacks.event_writer import EventWriter
+from callbacks.probe_group import SharedPass, call_model, identified_objects, join_group
 from callbacks.probe import DEFAULT_PROBE_SIZE, Probe, flatten, map_structure, read_probe
 
 DEFAULT_BUCKETS = 30  # TensorBoard's own default
@@ -93,11 +96,9 @@ class ProbeLogger(keras.callbacks.Callback):
         self.histogram_buckets = int(histogram_buckets)
         self.probe = read_probe(probe, probe_size, seed)
         self._writer = None
-        self._function = None
         self._tensors = None
         self._every = None
-        self._next_step = None
-        self._last_logged_step = None
+        self._group = None
 
     @property
     def probe_x(self):
@@ -131,53 +132,36 @@ class ProbeLogger(keras.callbacks.Callback):
             return 100
         return max(1, math.ceil(total / LOGS_PER_RUN))
 
-    def _current_step(self) -> int:
-        return int(self.model.optimizer.iterations.numpy())
-
     def on_train_begin(self, logs=None):
         model = self.model
         self._check_probe_fits(model)
         self._every = self._resolve_every()
-        self._last_logged_step = None
         self._tensors = _to_tensors(self.probe)
-        traced_functions = _traced_functions(model)
-        key = self._trace_key(model)
-        if key not in traced_functions:
-            self._build(model)
-            self._prepare(model)
-            # The model's metrics are left as they are (see `_frozen_metrics`).
-            with _frozen_metrics(model):
-                function = tf.function(self._compute, autograph=False).get_concrete_function(
-                    self._tensors)
-            # The entry holds what the key names by id, so that no id is reused while it lives.
-            traced_functions[key] = (function, self._tags(), _identified_objects(model))
-        self._function, (self._scalar_tags, self._histogram_tags), _ = traced_functions[key]
+        self._build(model)
+        self._group = join_group(self)
         self._start()
-        step = self._current_step()
-        self._log(step)
-        self._next_step = (step // self._every + 1) * self._every
+
+    def on_train_batch_begin(self, batch, logs=None):
+        # Every logger of the fit has joined its group by now: the step-0 log, once for all.
+        if self._group.leader is self and not self._group.started:
+            self._group.start()
 
     def on_train_batch_end(self, batch, logs=None):
-        step = self._current_step()
-        if step >= self._next_step:
-            self._log(step)
-            self._next_step = (step // self._every + 1) * self._every
+        if self._group.leader is self:
+            self._group.log_if_due()
 
     def on_train_end(self, logs=None):
-        step = self._current_step()
-        if step != self._last_logged_step:
-            self._log(step)
+        if self._group.leader is self:  # the first of the group's loggers to end
+            self._group.finish()
         if self._writer is not None:
             self._writer.close()  # a later fit writes a new file and leaves this one intact
-        self._function = self._tensors = None
+        self._tensors = self._group = None
 
-    def _log(self, step: int) -> None:
-        scalar_values, histogram_values = (tensor.numpy()
-                                           for tensor in self._function(self._tensors))
+    def _write(self, step: int, scalar_values, histogram_values) -> None:
+        """Writes one log's values as events at `step`."""
         scalars = [(tag, value) for tag, value in zip(self._scalar_tags, scalar_values.tolist())
                    if self._should_write(tag)]
         self._train_writer.write(step, scalars, zip(self._histogram_tags, histogram_values))
-        self._last_logged_step = step
 
     def _should_write(self, scalar_tag: str) -> bool:
         """Whether to write `scalar_tag` in the log being written."""
@@ -198,7 +182,7 @@ class ProbeLogger(keras.callbacks.Callback):
         x, y, sample_weight = (map_structure(lambda tensor: tensor[:1], part)
                                for part in self._tensors)
         with model.distribute_strategy.scope():
-            y_pred = _call(model, x)
+            y_pred = call_model(model, x)
             if self._uses_loss:
                 losses.compute_loss(model.compute_loss, x, y, y_pred, sample_weight,
                                     training=False)
@@ -213,11 +197,15 @@ class ProbeLogger(keras.callbacks.Callback):
             lambda tensor: None if tensor is None else (tuple(tensor.shape), tensor.dtype.name),
             self._tensors)
         return (type(self), self.histogram_buckets, repr(probe_spec),
-                tuple(id(each) for each in _identified_objects(model)))
+                tuple(id(each) for each in identified_objects(model)))
 
     def _prepare(self, model) -> None:
         """Sets up what `_compute` needs before it is traced (not called when reused)."""
         raise NotImplementedError
+
+    def _pass_needs(self) -> set:
+        """What `_compute` takes from the shared pass (of `SharedPass.NEEDS`); after `_prepare`."""
+        return set()
 
     def _start(self) -> None:
         """Resets per-fit state at the start of every fit."""
@@ -226,46 +214,15 @@ class ProbeLogger(keras.callbacks.Callback):
         """The scalar and histogram tags `_compute` fills, in order; asked after tracing."""
         raise NotImplementedError
 
-    def _compute(self, probe):
+    def _compute(self, probe, shared: "SharedPass"):
         """Returns (scalars of shape (T,), histograms of shape (S, k, 3)) for one log.
 
-        `probe` is the (x, y, sample_weight) tensors. Traced without autograph
-        once per model and trace key (`_trace_key`); the order matches `_tags()`.
+        `probe` is the (x, y, sample_weight) tensors; `shared` holds what
+        `_pass_needs` asked for, computed once for every logger of the group.
+        Traced without autograph once per model and group (`_trace_key` of
+        each); the order matches `_tags()`.
         """
         raise NotImplementedError
-
-    def _forward(self, probe):
-        """The model's predictions on the probe, in inference mode."""
-        return _call(self.model, probe[0])
-
-    def _probe_loss(self, probe, y_pred):
-        """The loss `fit` minimises, on the probe, unscaled from any distribution strategy."""
-        x, y, sample_weight = probe
-        return losses.unscaled(losses.compute_loss(
-            self.model.compute_loss, x, y, y_pred, sample_weight, training=False))
-
-
-def _call(model, x):
-    # Keras's train step passes `training` only to models whose `call` accepts it.
-    if getattr(model, "_call_has_training_arg", True):
-        return model(x, training=False)
-    return model(x)
-
-
-def _identified_objects(model) -> list:
-    """What a traced function reads besides its arguments: the compiled loss and the variables."""
-    return [getattr(model, "_compile_loss", None), *model.trainable_variables,
-            *model.non_trainable_variables]
-
-
-def _traced_functions(model) -> dict:
-    """The probe loggers' traced functions kept with `model`: key -> (function, tags)."""
-    functions = model.__dict__.get("_probe_logger_functions")
-    if functions is None:
-        functions = {}
-        # Set past Keras's attribute tracking: a private cache, not model state.
-        object.__setattr__(model, "_probe_logger_functions", functions)
-    return functions
 
 
 def _to_tensors(probe: Probe):
@@ -306,25 +263,3 @@ def _probe_inputs(model, x):
     for name, array, tensor in pairs:
         if tensor is not None and hasattr(array, "shape"):
             yield name, array, tuple(tensor.shape[1:])
-
-
-@contextlib.contextmanager
-def _frozen_metrics(model):
-    """Within: the model's metrics ignore updates.
-
-    `compute_loss` updates the compiled loss's per-output metrics (and an
-    override may update its own); the probe function is traced here, so its
-    loss leaves them as `fit` computes them.
-    """
-    metrics = [metric for metric in model.metrics if "update_state" not in vars(metric)]
-    for metric in metrics:
-        object.__setattr__(metric, "update_state", _ignore)
-    try:
-        yield
-    finally:
-        for metric in metrics:
-            object.__delattr__(metric, "update_state")
-
-
-def _ignore(*args, **kwargs):
-    return None

@@ -55,7 +55,7 @@ class WeightLogger(ProbeLogger):
         scalar_tags += [tags.tag(tags.UPDATE_RATIO, key) for key in keys]
         return scalar_tags, [tags.tag(tags.WEIGHTS, key) for key in keys]
 
-    def _compute(self, probe):
+    def _compute(self, probe, shared):
         weights = [tf.convert_to_tensor(variable) for variable in self._variables]
         flat = summaries.Flat.of(weights)
         previous = tf.convert_to_tensor(self._previous)
@@ -66,8 +66,8 @@ class WeightLogger(ProbeLogger):
         return (tf.concat([flat.norms(), ratios], 0),
                 summaries.histograms(weights, self.histogram_buckets))
 
-    def _log(self, step):
-        super()._log(step)
+    def _write(self, step, scalar_values, histogram_values):
+        super()._write(step, scalar_values, histogram_values)
         self._logs_written += 1
 
     def _should_write(self, scalar_tag):

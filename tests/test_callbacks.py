@@ -369,8 +369,8 @@ def test_later_fits_reuse_the_traced_functions_with_their_own_probe(tmp_path):
             train_function = model.train_function
             probe_functions = dict(model._probe_logger_functions)
     assert model.train_function is train_function  # the step with the loss capture, kept
-    assert model._probe_logger_functions == probe_functions  # one trace per logger kind
-    assert len(probe_functions) == 3
+    assert model._probe_logger_functions == probe_functions  # one trace for the three loggers
+    assert len(probe_functions) == 1
     assert logged["second"].tags == logged["first"].tags
     assert logged["second"].scalars["batch_loss"].steps.tolist() == list(range(9, 17))
     # A new compile (another loss) is a new trace, of the new loss.
@@ -380,7 +380,43 @@ def test_later_fits_reuse_the_traced_functions_with_their_own_probe(tmp_path):
               callbacks=[GradientLogger(tmp_path / "mse", probe=second)])
     np.testing.assert_allclose(_first_global_gradient_norm(tmp_path / "mse"), expected,
                                rtol=1e-5)
-    assert len(model._probe_logger_functions) == 4
+    assert len(model._probe_logger_functions) == 2
+
+
+def test_loggers_of_one_fit_share_one_call_and_log_what_each_logs_alone(tmp_path):
+    x, y = _toy_data()
+    kinds = (GradientLogger, WeightLogger, ActivationLogger)
+
+    def fit(log_dir, loggers):
+        keras.utils.set_random_seed(0)
+        model = _small_model()
+        model.fit(x, y, epochs=2, batch_size=8, verbose=0,
+                  callbacks=[logger(log_dir, probe=(x, y), every_n_steps=3) for logger in loggers])
+        return model, events.read_events(log_dir / "train")
+
+    model, together = fit(tmp_path / "together", kinds)
+    assert len(model._probe_logger_functions) == 1  # one group: one traced function
+    assert together.scalars[tags.GLOBAL_GRADIENT_NORM].steps.tolist() == [0, 3, 6, 8]
+    for kind in kinds:
+        _, alone = fit(tmp_path / kind.__name__, [kind])
+        assert set(alone.tags) <= set(together.tags)
+        for tag, series in alone.scalars.items():
+            assert together.scalars[tag].steps.tolist() == series.steps.tolist()
+            np.testing.assert_allclose(together.scalars[tag].values, series.values, rtol=1e-5,
+                                       atol=1e-7)
+        for tag, series in alone.histograms.items():
+            np.testing.assert_allclose(together.histograms[tag].buckets, series.buckets,
+                                       rtol=1e-5, atol=1e-7)
+    # Different schedules are different groups.
+    keras.utils.set_random_seed(0)
+    model = _small_model()
+    model.fit(x, y, epochs=1, batch_size=8, verbose=0, callbacks=[
+        GradientLogger(tmp_path / "apart", probe=(x, y), every_n_steps=2),
+        WeightLogger(tmp_path / "apart", probe=(x, y), every_n_steps=3)])
+    assert len(model._probe_logger_functions) == 2
+    apart = events.read_events(tmp_path / "apart" / "train")
+    assert apart.scalars[tags.GLOBAL_GRADIENT_NORM].steps.tolist() == [0, 2, 4]
+    assert apart.scalars["weight_norm/hidden/kernel"].steps.tolist() == [0, 3, 4]
 
 
 def test_kept_capture_is_replaced_when_steps_per_execution_changes(tmp_path):
