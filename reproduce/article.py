@@ -10,16 +10,38 @@ from reproduce import sweep as sweep_module
 from reproduce.sweep import Sweep, SweepSummary, format_duration
 
 
-def run_sweep(sweep: Sweep, logdir, jobs: int | None = None) -> SweepSummary:
-    """Runs `sweep` and writes the experiment-level TensorBoard summaries (HParams, layout)."""
+def run_sweep(sweep: Sweep, logdir, jobs: int | None = None,
+              on_core_idle=None) -> SweepSummary:
+    """Runs `sweep` and writes the experiment-level TensorBoard summaries (HParams, layout).
+
+    `on_core_idle`: see `sweep.run_all`.
+    """
+    summary = sweep_module.run_all(sweep, logdir, jobs=jobs, on_core_idle=on_core_idle)
     from reproduce.tensorboard import write_experiment_summaries
 
-    summary = sweep_module.run_all(sweep, logdir, jobs=jobs)
     print(summary.describe(), flush=True)
     if summary.chief:  # another sweep of the same experiment may be writing them too
         with runs.write_lock(summary.experiment_dir, wait=True):
             write_experiment_summaries(summary.experiment_dir, sweep.configs())
     return summary
+
+
+def import_analysis() -> None:
+    """Imports what the figures and reports use (TensorFlow takes ~10 s of CPU here).
+
+    Meant for a core the sweep leaves idle; a failure is left for the analysis to raise.
+    """
+    try:
+        import keras  # noqa: F401
+        import sklearn.linear_model  # noqa: F401
+
+        import callbacks.event_writer  # noqa: F401
+        import reproduce.beyond_figures  # noqa: F401
+        import reproduce.plots  # noqa: F401
+        import reproduce.report  # noqa: F401
+        import reproduce.tensorboard  # noqa: F401
+    except Exception:  # noqa: BLE001 - imported again, and reported, where used
+        pass
 
 
 def run_article(logdir, jobs: int | None = None, sweep: Sweep | None = None) -> Path:
@@ -30,19 +52,22 @@ def run_article(logdir, jobs: int | None = None, sweep: Sweep | None = None) -> 
     """
     from reproduce.plots import plot_experiment
     from reproduce.report import write_report
+    from reproduce.report.context import Context
     from reproduce.tensorboard import build_command
 
     start = time.perf_counter()
     sweep = sweep or sweep_module.load_sweep()
-    summary = run_sweep(sweep, logdir, jobs)
+    summary = run_sweep(sweep, logdir, jobs, on_core_idle=import_analysis)
     root = summary.experiment_dir
     if not summary.chief:
         return root  # the chief writes the figures and the report
     with runs.write_lock(root, wait=True):  # one process at a time writes them
         figures_start = time.perf_counter()
-        figures = plot_experiment(root)
+        context = Context.load(root)  # each run's events read once, for figures and report
+        figures = plot_experiment(root, finished=[run for run in context.all_runs
+                                                  if run.finished])
         report_start = time.perf_counter()
-        report_paths = write_report(root)
+        report_paths = write_report(root, context)
         end = time.perf_counter()
     print(
         f"\nTimes: sweep {format_duration(figures_start - start)}, figures "

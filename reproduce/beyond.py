@@ -54,6 +54,7 @@ def run_beyond(logdir, jobs: int | None = None, sweeps: list[Sweep] | None = Non
     Returns:
         The experiment folders.
     """
+    from reproduce.article import import_analysis
     from reproduce.beyond_figures import plot_beyond
     from reproduce.report import write_report
     from reproduce.report.context import Context
@@ -62,7 +63,7 @@ def run_beyond(logdir, jobs: int | None = None, sweeps: list[Sweep] | None = Non
     start = time.perf_counter()
     sweeps = sweeps or beyond_sweeps()
     together = _Together("beyond", {}, {}, tuple(sweeps))
-    summary = sweep_module.run_all(together, logdir, jobs=jobs)
+    summary = sweep_module.run_all(together, logdir, jobs=jobs, on_core_idle=import_analysis)
     print(summary.describe(), flush=True)
     trained = time.perf_counter()
     by_experiment: dict[str, list[RunConfig]] = {}

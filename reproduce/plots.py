@@ -145,8 +145,12 @@ def smooth(values, weight: float = SMOOTHING) -> np.ndarray:
     return smoothed
 
 
-def load_run_curves(run: runs.Run, weight: float = SMOOTHING) -> RunCurves:
+def load_run_curves(run: runs.Run, weight: float = SMOOTHING,
+                    keep_events: bool = False) -> RunCurves:
     """Reads the batch and validation loss of a finished run.
+
+    The events read are kept on `run` (`run.events`) with `keep_events`, for
+    a caller that reads them again (the report); otherwise dropped.
 
     Raises:
         RunNotFoundError: the run logged no batch loss, or its marker lacks its steps.
@@ -155,7 +159,7 @@ def load_run_curves(run: runs.Run, weight: float = SMOOTHING) -> RunCurves:
     if steps_per_epoch is None:
         raise RunNotFoundError(f"unreadable {run.path / runs.MARKER_FILE}: "
                                f"neither steps_per_epoch nor steps and epochs")
-    run_events = run.read_events()  # not kept: the curves are all the figures need
+    run_events = run.events if keep_events else run.read_events()
     if tags.BATCH_LOSS not in run_events.train.scalars:
         raise RunNotFoundError(
             f"run {run.path} has no {tags.BATCH_LOSS!r} scalar in {runs.TRAIN_DIR}/")
@@ -174,13 +178,14 @@ def load_run_curves(run: runs.Run, weight: float = SMOOTHING) -> RunCurves:
     )
 
 
-def load_loss_curves(finished: Iterable[runs.Run],
-                     weight: float = SMOOTHING) -> dict[str, GroupCurves]:
+def load_loss_curves(finished: Iterable[runs.Run], weight: float = SMOOTHING,
+                     keep_events: bool = False) -> dict[str, GroupCurves]:
     """Reads the loss curves of completed runs, grouped by configuration.
 
     Args:
         finished: completed or diverged runs (`runs.load_runs`).
         weight: smoothing weight of `smooth`.
+        keep_events: keep each run's events on it (see `load_run_curves`).
 
     Returns:
         `runs.group_name` -> `GroupCurves`, ordered by dataset and activation
@@ -194,7 +199,7 @@ def load_loss_curves(finished: Iterable[runs.Run],
     finished = list(finished)
     for run in finished:
         try:
-            curves = load_run_curves(run, weight)
+            curves = load_run_curves(run, weight, keep_events)
         except ReproduceError as error:
             warnings.warn(f"skipping run {run.path}: {error}", stacklevel=2)
             continue
@@ -467,7 +472,8 @@ def image_summary(tag: str, png: bytes):
         tag=tag, metadata=metadata, tensor=tensor)])
 
 
-def plot_experiment(experiment_dir: Path, jobs: int | None = None) -> list[Path]:
+def plot_experiment(experiment_dir: Path, jobs: int | None = None,
+                    finished: list[runs.Run] | None = None) -> list[Path]:
     """Writes every figure of an experiment into `<experiment_dir>/figures`.
 
     The loss figures are drawn in `jobs` worker processes (default: one per
@@ -477,6 +483,8 @@ def plot_experiment(experiment_dir: Path, jobs: int | None = None) -> list[Path]
     Args:
         experiment_dir: a folder of run folders, e.g. `logs/article`.
         jobs: worker processes for the loss figures; 1 draws everything here.
+        finished: its completed and diverged runs, when the caller has loaded
+            them; their events are then kept on them for its later use.
 
     Returns:
         Every PNG written: loss-drop figures, the overview, the overlays, then
@@ -487,7 +495,10 @@ def plot_experiment(experiment_dir: Path, jobs: int | None = None) -> list[Path]
     """
     experiment_dir = Path(experiment_dir)
     figures_dir = experiment_dir / FIGURES_DIR
-    groups = list(load_loss_curves(runs.load_runs(experiment_dir), SMOOTHING).values())
+    keep_events = finished is not None
+    if finished is None:
+        finished = runs.load_runs(experiment_dir)
+    groups = list(load_loss_curves(finished, SMOOTHING, keep_events).values())
     by_dataset: dict[str, list[GroupCurves]] = {}
     for group in groups:
         by_dataset.setdefault(group.config.dataset, []).append(group)

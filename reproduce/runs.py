@@ -404,16 +404,25 @@ def load_model(path: str | Path, initial: bool = False):
             reason = f"{type(error).__name__}: {error}"
         raise RunNotFoundError(f"unreadable {model_file}: {reason}") from None
     if initial:
-        weights_file = Path(path) / INITIAL_WEIGHTS_FILE
-        if not weights_file.is_file():
-            raise RunNotFoundError(f"no initial weights in {path} ({INITIAL_WEIGHTS_FILE} is "
-                                   f"written by training since the data fingerprint was added)")
-        try:
-            model.load_weights(weights_file)
-        except Exception as error:  # noqa: BLE001 - as above
-            raise RunNotFoundError(
-                f"unreadable {weights_file}: {type(error).__name__}: {error}") from None
+        load_initial_weights(model, path)
     return model
+
+
+def load_initial_weights(model, path: str | Path) -> None:
+    """Sets `model` (the run's network, e.g. from `load_model`) to its weights at step 0.
+
+    Raises:
+        RunNotFoundError: the weights file is missing or does not load into `model`.
+    """
+    weights_file = Path(path) / INITIAL_WEIGHTS_FILE
+    if not weights_file.is_file():
+        raise RunNotFoundError(f"no initial weights in {path} ({INITIAL_WEIGHTS_FILE} is "
+                               f"written by training since the data fingerprint was added)")
+    try:
+        model.load_weights(weights_file)
+    except Exception as error:  # noqa: BLE001 - a damaged file raises many kinds of error
+        raise RunNotFoundError(
+            f"unreadable {weights_file}: {type(error).__name__}: {error}") from None
 
 
 def load_probe(path: str | Path):
@@ -522,6 +531,10 @@ class Run:
     def load_model(self, initial: bool = False):
         """See `load_model`."""
         return load_model(self.path, initial)
+
+    def load_initial_weights(self, model) -> None:
+        """See `load_initial_weights`."""
+        load_initial_weights(model, self.path)
 
     def load_probe(self):
         """See `load_probe`."""

@@ -7,6 +7,7 @@ every run; all keys are `RunConfig` field names.
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
 import dataclasses
 import enum
@@ -185,7 +186,7 @@ def format_duration(seconds: float) -> str:
 
 
 def run_all(sweep: Sweep, logdir, jobs: int | None = None, verbose: int = 0,
-            reuse_models: bool = True) -> SweepSummary:
+            reuse_models: bool = True, on_core_idle=None) -> SweepSummary:
     """Trains every configuration of `sweep` that has no completed run yet.
 
     Completed (and diverged) runs are skipped, interrupted ones are redone,
@@ -196,6 +197,10 @@ def run_all(sweep: Sweep, logdir, jobs: int | None = None, verbose: int = 0,
     one TensorFlow thread); the default is one per core. Runs that share a
     trace key go to the same worker, which traces their model once
     (`reuse_models`; the results are the same without it, only slower).
+    `on_core_idle`, a function of no argument, is called once in a thread of
+    this process when a worker has trained its share while others still
+    train: a core is then free for work needed after the sweep (imports).
+    The call has ended when `run_all` returns.
 
     Returns:
         A `SweepSummary`; its `describe()` line gives the wall time and time per run.
@@ -232,7 +237,7 @@ def run_all(sweep: Sweep, logdir, jobs: int | None = None, verbose: int = 0,
     progress.pending = len(pending)
     try:
         options = _TrainOptions(str(logdir), verbose, reuse_models)
-        _train_pending(pending, jobs, options, progress, outcomes)
+        _train_pending(pending, jobs, options, progress, outcomes, on_core_idle)
         busy = [(index, config) for index, config in pending
                 if outcomes[index].status == Outcome.BUSY]
         if busy:
@@ -263,7 +268,8 @@ class _TrainOptions:
     wait: bool = False  # wait for runs another process is training
 
 
-def _train_pending(pending, jobs: int, options: _TrainOptions, progress, outcomes: dict) -> None:
+def _train_pending(pending, jobs: int, options: _TrainOptions, progress, outcomes: dict,
+                   on_core_idle=None) -> None:
     if jobs == 1 or len(pending) <= 1:
         for index, config in pending:
             outcomes[index] = train_one(config.to_json(), options, progress.position(index))
@@ -277,13 +283,16 @@ def _train_pending(pending, jobs: int, options: _TrainOptions, progress, outcome
     try:
         futures = {}
         assignment = assign_workers([config for _, config in pending], jobs)
+        idle_watch = IdleWatch(assignment, on_core_idle)
         for (index, config), worker in zip(pending, assignment):
-            futures[workers[worker].submit(train_one, config.to_json(), options,
-                                           progress.position(index))] = index
+            future = workers[worker].submit(train_one, config.to_json(), options,
+                                            progress.position(index))
+            futures[future] = index, worker
         for future in concurrent.futures.as_completed(futures):
-            index = futures[future]
+            index, worker = futures[future]
             outcomes[index] = future.result()
             progress.report(index, outcomes[index])
+            idle_watch.trained(worker)
     except BaseException:
         for worker in workers:
             worker.shutdown(wait=False, cancel_futures=True)
@@ -293,6 +302,34 @@ def _train_pending(pending, jobs: int, options: _TrainOptions, progress, outcome
         raise
     for worker in workers:
         worker.shutdown()
+    idle_watch.join()
+
+
+class IdleWatch:
+    """Calls `on_idle` once, in a thread, when a worker has trained its share and another not.
+
+    Args:
+        assignment: the worker of each run (`assign_workers`).
+        on_idle: a function of no argument, or None.
+    """
+
+    def __init__(self, assignment: list[int], on_idle=None):
+        self._left = collections.Counter(assignment)  # runs not yet trained, per worker
+        self._on_idle = on_idle
+        self._thread = None
+
+    def trained(self, worker: int) -> None:
+        """Counts one run of `worker` as trained."""
+        self._left[worker] -= 1
+        if (self._on_idle is not None and self._thread is None and not self._left[worker]
+                and sum(self._left.values())):
+            self._thread = threading.Thread(target=self._on_idle, daemon=True)
+            self._thread.start()
+
+    def join(self) -> None:
+        """Waits for `on_idle` to return, if it was called."""
+        if self._thread is not None:
+            self._thread.join()
 
 
 # A trace costs about as much as this many optimizer steps of these MLPs.

@@ -1,3 +1,5 @@
+import threading
+
 import numpy as np
 import pytest
 
@@ -109,3 +111,26 @@ def test_summary_line_gives_times():
     assert summary.describe() == (
         "2 runs: 1 trained, 1 already complete, 0 failed, in 10s with 2 job(s); "
         "4.0 s per run in its worker, 10.0 s per run of wall time")
+
+
+def test_idle_work_starts_once_when_a_worker_is_done_and_another_is_not():
+    calls = []
+
+    def on_idle():
+        calls.append(threading.current_thread() is not threading.main_thread())
+
+    watch = sweep.IdleWatch([0, 0, 1], on_idle)
+    watch.trained(0)
+    assert calls == []  # worker 0 has a run left
+    watch.trained(1)  # worker 1 is done, worker 0 is not: a core idles
+    watch.join()
+    assert calls == [True]
+    watch.trained(0)
+    watch.join()
+    assert calls == [True]  # once only
+
+    alone = sweep.IdleWatch([0, 0], on_idle)  # one worker: no core ever idles
+    alone.trained(0)
+    alone.trained(0)
+    alone.join()
+    assert calls == [True]

@@ -81,11 +81,12 @@ def training_figures(run: runs.Run, context) -> TrainingFigures:
     return TrainingFigures(val_accuracy=context.val_accuracy(run), **figures)
 
 
-def initial_model(run: runs.Run, probe, logged_norm: float | None):
-    """The run's network at step 0, when its saved weights check out.
+def initial_model(run: runs.Run, model, probe, logged_norm: float | None):
+    """`model`, the run's network, set to its weights at step 0 when they check out.
 
     The check: its probe gradient norm of `dense_1/kernel` must equal the one
-    logged at step 0.
+    logged at step 0. `model`'s weights are replaced (one model loaded per
+    run: Keras takes ~0.2 s to load one), so measure the final state first.
 
     Returns:
         (model or None, recomputed step-0 gradient norm or None).
@@ -93,7 +94,7 @@ def initial_model(run: runs.Run, probe, logged_norm: float | None):
     if logged_norm is None:
         return None, None
     try:
-        model = run.load_model(initial=True)
+        run.load_initial_weights(model)
     except ReproduceError as error:
         warnings.warn(f"no initial model for run {run.path}: {error}", stacklevel=2)
         return None, None
@@ -140,7 +141,9 @@ def analyse_linear_run(run: runs.Run, context) -> LinearRun:
         return LinearRun(run.name, run.config.dataset, training,
                          note="model or probe batch unreadable")
     final = gradient_dependence(model, split, probe, run.config.seed)
-    initial, recomputed = initial_model(run, probe, training.gradient_norm_first)
+    collapse = collapse_figures(model, split, context.data.logistic_accuracy(run),
+                                context.val_accuracy(run))
+    initial, recomputed = initial_model(run, model, probe, training.gradient_norm_first)
     # The recomputed probe gradient norms against the logged ones: same network, same loss.
     checks = NormChecks(
         initial_reconstructed=initial is not None,
@@ -152,5 +155,4 @@ def analyse_linear_run(run: runs.Run, context) -> LinearRun:
         run.name, run.config.dataset, training, final=final, checks=checks,
         initial=(gradient_dependence(initial, split, probe, run.config.seed)
                  if initial is not None else None),
-        collapse=collapse_figures(model, split, context.data.logistic_accuracy(run),
-                                  context.val_accuracy(run)))
+        collapse=collapse)
