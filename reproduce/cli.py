@@ -254,11 +254,12 @@ def build_parser() -> argparse.ArgumentParser:
 def run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     config = _parse_config(args, parser)
     check_fits_in_memory(config)
-    from reproduce.runs import check_not_complete, check_writable, run_dir
+    from reproduce.runs import check_not_busy, check_not_complete, check_writable, run_dir
 
     if not is_multi_worker(args):  # workers must fail together, after connecting
         check_writable(args.logdir)
         check_not_complete(run_dir(config, args.logdir), args.overwrite)
+        check_not_busy(run_dir(config, args.logdir))
     from reproduce.train import train
 
     result = train(config, args.logdir, overwrite=args.overwrite, verbose=0 if args.quiet else 2)

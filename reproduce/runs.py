@@ -331,6 +331,18 @@ def write_lock(path: str | Path, wait: bool = False):
         handle.close()  # releases the lock
 
 
+def check_not_busy(path: str | Path) -> None:
+    """Fails fast (before TensorFlow loads) when another process trains the run in `path`.
+
+    Training takes the lock itself; this only spares a refused command the wait.
+
+    Raises:
+        RunBusyError: another process holds the run's lock.
+    """
+    with write_lock(path):
+        pass
+
+
 def discard_incomplete(path: str | Path) -> bool:
     """Removes the run folder `path` if it has no completion marker; returns whether it did.
 

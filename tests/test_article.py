@@ -31,6 +31,8 @@ def test_tiny_article_runs_end_to_end_in_parallel_and_resumes(tmp_path):
     logdir = tmp_path / "logs"
     result = run_cli("article", sweep_file, "--logdir", logdir, "--jobs", "2")
     assert result.returncode == 0, result.stderr[-3000:]
+    # Quiet: no line from TensorFlow's start-up in the sweep workers, the figures or the report.
+    assert result.stderr == ""
     out = result.stdout
     # Start lines come from the worker processes, end lines from the sweep.
     assert "[1/2] moons/linear-d2-w8-s0-bs=16-ep=6-n=80  started" in out

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import (
-    TINY_SWEEP, finish, run_cli, start_cli, tiny_sweep_run, wait_for_line, wait_for_lines,
+    TINY_SWEEP, finish, start_cli, tiny_sweep_run, wait_for_line, wait_for_lines,
     wait_until_group_gone)
 from reproduce import events, runs, sweep
 
@@ -78,9 +78,9 @@ def test_sigkill_then_rerun_completes_each_run_once_and_keeps_finished_ones(
     finished = {path: file_digests(path) for path in runs.find_runs(logdir)
                 if runs.is_complete(path)} if logdir.exists() else {}
 
-    rerun = run_cli("sweep", sweep_file, "--logdir", logdir, "--jobs", "1")
-    assert rerun.returncode == 0, rerun.stderr[-3000:]
-    assert f"{len(finished)} already complete, 0 failed" in rerun.stdout
+    # Rerun here (TensorFlow is loaded already), as `reproduce sweep --jobs 1` would.
+    rerun = sweep.run_all(sweep.load_sweep(sweep_file), logdir, jobs=1)
+    assert f"{len(finished)} already complete, 0 failed" in rerun.describe()
     run_dirs = runs.find_runs(logdir)
     assert [path.name for path in run_dirs] == sorted(
         runs.run_dir(config, logdir).name for config in configs(sweep_file))  # each once

@@ -4,15 +4,20 @@ import os
 import re
 import signal
 
+import pytest
+
 from conftest import (
     TINY_SWEEP, TINY_SWEEP_STEPS, event_file_pids, finish, kill_if_running, run_cli, start_cli,
     tiny_sweep_run, wait_for_line)
 from reproduce import events, runs
-from reproduce.config import TEST_CONFIG
+from reproduce.config import TEST_CONFIG, RunConfig
+from reproduce.train import train
 
 TRAIN_ARGS = ["train", "--experiment", "tiny", "--depth", "2", "--width", "8", "--epochs", "2",
               "--samples", "80", "--steps-per-execution", "1", "--quiet"]
 TRAIN_RUN = "moons/linear-d2-w8-s0-ep=2-n=80"
+TRAIN_CONFIG = RunConfig(experiment="tiny", depth=2, width=8, epochs=2, samples=80,
+                         steps_per_execution=1)  # TRAIN_ARGS
 TRAIN_STEPS = 4  # 64 training examples in batches of 32, two epochs
 
 
@@ -70,9 +75,9 @@ def test_run_of_a_killed_owner_is_free_and_redone(tmp_path):
     with runs.write_lock(run_dir):  # free again
         pass
 
-    rerun = run_cli(*TRAIN_ARGS, "--logdir", logdir)
-    assert rerun.returncode == 0, rerun.stderr[-3000:]
-    assert "replacing incomplete run" in rerun.stderr
+    # Redone here (TensorFlow is loaded already), as `reproduce train` would.
+    with pytest.warns(UserWarning, match="replacing incomplete run"):
+        train(TRAIN_CONFIG, logdir)
     assert owner.pid not in event_file_pids(run_dir)
     assert_trained_once_by(run_dir, event_file_pids(run_dir), TRAIN_STEPS)
 

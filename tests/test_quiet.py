@@ -1,10 +1,11 @@
 """Quiet by default: the command line prints its own lines, not TensorFlow's start-up chatter;
-`--verbose` brings it back; the callbacks change no logging setting of the user's process."""
+`--verbose` brings it back; the callbacks change no logging setting of the user's process.
+(`test_article` checks that a whole `reproduce article` with two sweep workers writes nothing
+on stderr.)"""
 
 import re
 import subprocess
 import sys
-import textwrap
 
 import pytest
 
@@ -68,24 +69,6 @@ def test_train_prints_only_its_own_lines_on_stderr(tmp_path):
         r"moons/linear-d2-w8-s0-ep=2-n=80: training on \S+", lines[0]), result.stderr
     assert result.stdout.splitlines()[-1] == (
         f"complete: {tmp_path}/tiny/moons/linear-d2-w8-s0-ep=2-n=80")
-
-
-def test_sweep_workers_are_quiet_too(tmp_path):
-    sweep_file = tmp_path / "tiny.toml"
-    sweep_file.write_text(textwrap.dedent("""\
-        experiment = "tiny"
-        [grid]
-        activation = ["linear", "relu"]
-        [fixed]
-        depth = 2
-        width = 8
-        epochs = 1
-        samples = 80
-        """))
-    result = run_cli("sweep", sweep_file, "--logdir", tmp_path / "logs", "--jobs", "2")
-    assert result.returncode == 0, result.stderr
-    assert result.stderr == ""
-    assert "2 runs: 2 trained" in result.stdout
 
 
 @pytest.mark.parametrize("mode, warned", [("quiet", False), ("verbose", True)])
