@@ -3,6 +3,7 @@
 import hashlib
 import re
 import signal
+import warnings
 
 import numpy as np
 import pytest
@@ -78,9 +79,17 @@ def test_sigkill_then_rerun_completes_each_run_once_and_keeps_finished_ones(
     finished = {path: file_digests(path) for path in runs.find_runs(logdir)
                 if runs.is_complete(path)} if logdir.exists() else {}
 
+    unfinished = sorted(str(runs.run_dir(config, logdir)) for config in configs(sweep_file)
+                        if runs.run_dir(config, logdir).exists()
+                        and not runs.is_complete(runs.run_dir(config, logdir)))
     # Rerun here (TensorFlow is loaded already), as `reproduce sweep --jobs 1` would.
-    rerun = sweep.run_all(sweep.load_sweep(sweep_file), logdir, jobs=1)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        rerun = sweep.run_all(sweep.load_sweep(sweep_file), logdir, jobs=1)
     assert f"{len(finished)} already complete, 0 failed" in rerun.describe()
+    replaced = [re.search(r"replacing incomplete run (\S+)", str(warning.message))
+                for warning in caught]
+    assert sorted(match.group(1) for match in replaced if match) == unfinished
     run_dirs = runs.find_runs(logdir)
     assert [path.name for path in run_dirs] == sorted(
         runs.run_dir(config, logdir).name for config in configs(sweep_file))  # each once
