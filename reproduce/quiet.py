@@ -11,6 +11,7 @@ setting of the user's process.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import importlib.abc
 import importlib.util
@@ -19,6 +20,7 @@ import os
 import re
 import sys
 import tempfile
+import threading
 
 LEVEL_VARIABLE = "TF_CPP_MIN_LOG_LEVEL"
 QUIET_VARIABLE = "REPRODUCE_QUIET_TENSORFLOW"  # tells our worker processes to quieten too
@@ -98,20 +100,45 @@ class _QuietLoader(importlib.abc.Loader):
 
 @contextlib.contextmanager
 def _filtered_stderr():
-    """Captures file descriptor 2, then writes back every line but the known notices."""
+    """Captures file descriptor 2, then writes back every line but the known notices.
+
+    What the whole process writes to stderr meanwhile is captured, from any
+    thread: when TensorFlow loads in a background thread (`article.import_analysis`)
+    and the process exits first (Ctrl-C), the capture is replayed at exit, so
+    the command's own last lines are not lost.
+    """
     sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as captured:
-        os.dup2(captured.fileno(), 2)
-        try:
-            yield
-        finally:
+    capture = _Capture(os.dup(2), tempfile.TemporaryFile())
+    os.dup2(capture.file.fileno(), 2)
+    atexit.register(capture.replay)
+    try:
+        yield
+    finally:
+        capture.replay()
+        atexit.unregister(capture.replay)
+
+
+class _Capture:
+    """Where stderr went (`saved`, a duplicate of fd 2) and where it goes (`file`)."""
+
+    def __init__(self, saved: int, file):
+        self.saved = saved
+        self.file = file
+        self._lock = threading.Lock()
+
+    def replay(self) -> None:
+        """Puts fd 2 back and writes what was captured, without the known notices; once."""
+        with self._lock:
+            if self.file is None:
+                return
             sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-            captured.seek(0)
-            text = captured.read().decode(errors="replace")
-            kept = [line for line in text.splitlines(keepends=True)
-                    if not START_UP_NOISE.search(line)]
-            sys.stderr.write("".join(kept))
-            sys.stderr.flush()
+            os.dup2(self.saved, 2)
+            os.close(self.saved)
+            self.file.seek(0)
+            text = self.file.read().decode(errors="replace")
+            self.file.close()
+            self.file = None
+        kept = [line for line in text.splitlines(keepends=True)
+                if not START_UP_NOISE.search(line)]
+        sys.stderr.write("".join(kept))
+        sys.stderr.flush()

@@ -134,6 +134,22 @@ def test_ctrl_c_stops_cleanly_naming_the_run_and_how_to_resume(
     assert runs.is_complete(runs.run_dir(configs(sweep_file)[0], logdir))
 
 
+def test_ctrl_c_while_the_article_loads_its_analysis_still_says_what_it_stopped(
+        tmp_path, sweep_file):
+    # Once a worker has trained its share, `article` imports TensorFlow for the figures in a
+    # thread, with stderr captured while it loads; the message must get out all the same.
+    logdir = tmp_path / "logs"
+    process = start_cli("article", sweep_file, "--logdir", logdir, "--jobs", "2",
+                        hold=run_name("tanh"))
+    wait_for_lines(process, [f"{run_name('linear')}  val_acc=", f"{run_name('relu')}  val_acc=",
+                             held("tanh")])  # the worker without tanh is done
+    stdout, stderr = finish(process, signal.SIGINT)
+    assert process.returncode == 130, stderr[-3000:]
+    assert stderr == (f"reproduce article: interrupted during {run_name('tanh')} (its unfinished "
+                      f"folder was removed); completed runs are kept. Resume with: reproduce "
+                      f"article {sweep_file} --logdir {logdir} --jobs 2\n")
+
+
 def test_same_sweep_twice_gives_identical_batch_losses(tmp_path, sweep_file, reference):
     sweep.run_all(sweep.load_sweep(sweep_file), tmp_path, jobs=1)
     losses = batch_losses(tmp_path)
