@@ -258,8 +258,9 @@ def run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
     if not is_multi_worker(args):  # workers must fail together, after connecting
         check_writable(args.logdir)
-        check_not_complete(run_dir(config, args.logdir), args.overwrite)
-        check_not_busy(run_dir(config, args.logdir))
+        path = run_dir(config, args.logdir)
+        check_not_complete(path, args.overwrite)
+        check_not_busy(path)
     from reproduce.train import train
 
     result = train(config, args.logdir, overwrite=args.overwrite, verbose=0 if args.quiet else 2)

@@ -79,9 +79,9 @@ def test_sigkill_then_rerun_completes_each_run_once_and_keeps_finished_ones(
     finished = {path: file_digests(path) for path in runs.find_runs(logdir)
                 if runs.is_complete(path)} if logdir.exists() else {}
 
-    unfinished = sorted(str(runs.run_dir(config, logdir)) for config in configs(sweep_file)
-                        if runs.run_dir(config, logdir).exists()
-                        and not runs.is_complete(runs.run_dir(config, logdir)))
+    run_paths = [runs.run_dir(config, logdir) for config in configs(sweep_file)]
+    unfinished = sorted(str(path) for path in run_paths
+                        if path.exists() and not runs.is_complete(path))
     # Rerun here (TensorFlow is loaded already), as `reproduce sweep --jobs 1` would.
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
