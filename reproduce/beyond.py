@@ -48,7 +48,7 @@ def run_beyond(logdir, jobs: int | None = None, sweeps: list[Sweep] | None = Non
 
     Args:
         logdir: the log root; each experiment goes to `<logdir>/<experiment>`.
-        jobs: worker processes (default: one per core).
+        jobs: worker processes (default: `sweep.default_jobs()`).
         sweeps: the sweeps to run instead of the packaged ones (tests run tiny ones).
 
     Returns:

@@ -129,7 +129,7 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", nargs="+", type=int, metavar="S",
                         help="override the grid's seeds")
     parser.add_argument("--jobs", type=int, default=None,
-                        help="parallel worker processes (default: one per core; "
+                        help="parallel worker processes (default: one per core plus one; "
                              "1 with a strategy other than default)")
     for field in ("strategy", "devices"):
         add_config_arguments(parser, [field])
@@ -215,7 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
         "<logdir>/<experiment> with its figures and REPORT.md.")
     add_logdir_argument(beyond)
     beyond.add_argument("--jobs", type=int, default=None,
-                        help="parallel worker processes (default: one per core)")
+                        help="parallel worker processes (default: one per core plus one)")
     add_experiment_dir_argument(add_command(
         commands, "plot", run_plot,
         "loss-drop, overview and decision-boundary figures of an experiment",

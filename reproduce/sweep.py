@@ -194,7 +194,7 @@ def run_all(sweep: Sweep, logdir, jobs: int | None = None, verbose: int = 0,
     process is training is skipped at first, then waited for at the end: it
     counts as completed by that process, or is trained here if that process
     died. With `jobs` > 1, runs go to that many worker processes (each with
-    one TensorFlow thread); the default is one per core. Runs that share a
+    one TensorFlow thread); the default is `default_jobs()`. Runs that share a
     trace key go to the same worker, which traces their model once
     (`reuse_models`; the results are the same without it, only slower).
     `on_core_idle`, a function of no argument, is called once in a thread of
@@ -209,7 +209,7 @@ def run_all(sweep: Sweep, logdir, jobs: int | None = None, verbose: int = 0,
     strategy = _sweep_strategy(configs, jobs)
     if strategy != "default":
         jobs = jobs or 1  # each run already uses every device
-    jobs = max(1, min(jobs or os.cpu_count() or 1, len(configs)))
+    jobs = max(1, min(jobs or default_jobs(), len(configs)))
     start = time.perf_counter()
 
     def check_completed():
@@ -256,6 +256,17 @@ def run_all(sweep: Sweep, logdir, jobs: int | None = None, verbose: int = 0,
         jobs=jobs,
         chief=chief,
     )
+
+
+def default_jobs() -> int:
+    """Worker processes of a sweep by default: one per core, plus one.
+
+    When every core is busy, a worker waits about a quarter of its time on
+    TensorFlow's hand-offs between its Python and compute threads, so one
+    worker per core leaves the cores idle that long. With one more, the
+    article sweep takes 14-20% less time on 2 cores (with two more, no less).
+    """
+    return (os.cpu_count() or 1) + 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -306,23 +317,26 @@ def _train_pending(pending, jobs: int, options: _TrainOptions, progress, outcome
 
 
 class IdleWatch:
-    """Calls `on_idle` once, in a thread, when a worker has trained its share and another not.
+    """Calls `on_idle` once, in a thread, when fewer workers than cores still have runs left.
 
     Args:
         assignment: the worker of each run (`assign_workers`).
         on_idle: a function of no argument, or None.
+        cores: the cores the workers share (default: this machine's).
     """
 
-    def __init__(self, assignment: list[int], on_idle=None):
+    def __init__(self, assignment: list[int], on_idle=None, cores: int | None = None):
         self._left = collections.Counter(assignment)  # runs not yet trained, per worker
         self._on_idle = on_idle
+        self._cores = cores or os.cpu_count() or 1
         self._thread = None
 
     def trained(self, worker: int) -> None:
         """Counts one run of `worker` as trained."""
         self._left[worker] -= 1
+        working = sum(1 for left in self._left.values() if left)
         if (self._on_idle is not None and self._thread is None and not self._left[worker]
-                and sum(self._left.values())):
+                and 0 < working < self._cores):
             self._thread = threading.Thread(target=self._on_idle, daemon=True)
             self._thread.start()
 

@@ -113,13 +113,13 @@ def test_summary_line_gives_times():
         "4.0 s per run in its worker, 10.0 s per run of wall time")
 
 
-def test_idle_work_starts_once_when_a_worker_is_done_and_another_is_not():
+def test_idle_work_starts_once_when_fewer_workers_than_cores_still_train():
     calls = []
 
     def on_idle():
         calls.append(threading.current_thread() is not threading.main_thread())
 
-    watch = sweep.IdleWatch([0, 0, 1], on_idle)
+    watch = sweep.IdleWatch([0, 0, 1], on_idle, cores=2)
     watch.trained(0)
     assert calls == []  # worker 0 has a run left
     watch.trained(1)  # worker 1 is done, worker 0 is not: a core idles
@@ -129,8 +129,17 @@ def test_idle_work_starts_once_when_a_worker_is_done_and_another_is_not():
     watch.join()
     assert calls == [True]  # once only
 
-    alone = sweep.IdleWatch([0, 0], on_idle)  # one worker: no core ever idles
+    alone = sweep.IdleWatch([0, 0], on_idle, cores=2)  # one worker: nothing left to share
     alone.trained(0)
     alone.trained(0)
     alone.join()
     assert calls == [True]
+
+    # Three workers on two cores: a core idles once two of them are done.
+    three = sweep.IdleWatch([0, 1, 2, 2], on_idle, cores=2)
+    three.trained(0)
+    three.join()
+    assert calls == [True]  # two workers still train, on the two cores
+    three.trained(1)
+    three.join()
+    assert calls == [True, True]
