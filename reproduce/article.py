@@ -65,7 +65,7 @@ def run_article(logdir, jobs: int | None = None, sweep: Sweep | None = None) -> 
         figures_start = time.perf_counter()
         context = Context.load(root)  # each run's events read once, for figures and report
         figures = plot_experiment(root, finished=[run for run in context.all_runs
-                                                  if run.finished])
+                                                  if run.finished], meanwhile=context.measure)
         report_start = time.perf_counter()
         report_paths = write_report(root, context)
         end = time.perf_counter()

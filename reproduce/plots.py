@@ -328,74 +328,104 @@ def plot_overlay(groups: list[GroupCurves], path: Path) -> Path:
     return save(figure, path)
 
 
-def plot_decision_boundaries(groups: list[GroupCurves], path: Path) -> Path:
+@dataclasses.dataclass(frozen=True)
+class BoundaryPanel:
+    """What one panel of a decision-boundary figure shows: plain arrays, drawn in any process."""
+
+    title: str
+    x_val: np.ndarray  # validation points, standardised, (n, 2)
+    y_val: np.ndarray  # their classes, (n,)
+    low: np.ndarray  # the grid's lower corner, (2,)
+    high: np.ndarray  # its upper corner, (2,)
+    probability: np.ndarray | None  # P(class 1) over the GRID_POINTS² grid, or None
+    message: str = ""  # shown instead of the surface when there is none
+
+
+def boundary_panel(group: GroupCurves) -> BoundaryPanel:
+    """Computes a configuration's panel from its lowest seed: its saved model over a grid.
+
+    Warns, and returns a panel saying why, when the data cannot be rebuilt
+    as they were or the model cannot be read.
+    """
+    curves = group.runs[0]
+    accuracy = curves.run.final.get("val_accuracy", float("nan"))
+    status = ", diverged" if curves.diverged else ""
+    title = (f"{group.label}, seed {curves.config.seed}{status}\n"
+             f"validation accuracy {accuracy:.3f}")
+    try:
+        dataset = curves.run.load_data()
+    except DataError as error:  # cannot be built here, or differs from what it trained on
+        warnings.warn(f"no decision boundary for run {curves.run.path}: {error}", stacklevel=2)
+        empty = np.zeros((0, 2))
+        return BoundaryPanel(f"{group.label}, seed {curves.config.seed}", empty, empty[:, 0],
+                             np.zeros(2), np.ones(2), None, "data differ: no boundary")
+    x = np.concatenate([dataset.x_train, dataset.x_val])
+    low, high = x.min(axis=0) - GRID_MARGIN, x.max(axis=0) + GRID_MARGIN
+    first, second = _grid(low, high)
+    points = np.stack([first.ravel(), second.ravel()], axis=1).astype(np.float32)
+    message = ""
+    try:
+        model = curves.run.load_model()
+        probability = np.asarray(model(points, training=False), np.float64).reshape(first.shape)
+        if not np.isfinite(probability).all():
+            probability, message = None, "diverged: no boundary"
+    except ReproduceError as error:
+        warnings.warn(f"no decision boundary for run {curves.run.path}: {error}", stacklevel=2)
+        probability, message = None, "model unreadable: no boundary"
+    return BoundaryPanel(title, dataset.x_val, dataset.y_val.ravel(), low, high, probability,
+                         message)
+
+
+def plot_decision_boundaries(panels: list[BoundaryPanel], dataset: str, path: Path) -> Path:
     """Draws each configuration's decision boundary on a 2-D dataset, one panel each.
 
-    Each panel uses the lowest seed: its saved model's probability of class 1
-    over a grid of the standardised input space, the 0.5 contour, and the
+    Each panel (`boundary_panel`) shows a saved model's probability of class
+    1 over a grid of the standardised input space, the 0.5 contour, and the
     validation points of its data regenerated from its config.
 
     Returns:
         `path`, the PNG written.
     """
-    figure, grid = plt.subplots(1, len(groups), squeeze=False, figsize=(3.8 * len(groups), 4),
+    figure, grid = plt.subplots(1, len(panels), squeeze=False, figsize=(3.8 * len(panels), 4),
                                 layout="constrained")
-    surfaces = [_draw_boundary(axes, group) for axes, group in zip(grid[0], groups)]
+    surfaces = [_draw_boundary(axes, panel) for axes, panel in zip(grid[0], panels)]
     drawn = [surface for surface in surfaces if surface is not None]
     if drawn:
         figure.colorbar(drawn[0], ax=grid[0].tolist(), label="P(class 1)", shrink=0.8)
-    figure.suptitle(f"{groups[0].config.dataset}: decision boundary (P = 0.5), validation points")
+    figure.suptitle(f"{dataset}: decision boundary (P = 0.5), validation points")
     return save(figure, path)
 
 
-def _draw_boundary(axes, group: GroupCurves):
-    curves = group.runs[0]
-    try:
-        dataset = curves.run.load_data()
-    except DataError as error:  # cannot be built here, or differs from what it trained on
-        warnings.warn(f"no decision boundary for run {curves.run.path}: {error}", stacklevel=2)
-        axes.text(0.5, 0.5, "data differ: no boundary", transform=axes.transAxes,
-                  ha="center", color=DIVERGED_COLOR)
-        axes.set_title(f"{group.label}, seed {curves.config.seed}", fontsize="medium")
-        return None
-    x = np.concatenate([dataset.x_train, dataset.x_val])
-    low, high = x.min(axis=0) - GRID_MARGIN, x.max(axis=0) + GRID_MARGIN
-    first, second = np.meshgrid(np.linspace(low[0], high[0], GRID_POINTS),
-                                np.linspace(low[1], high[1], GRID_POINTS))
-    points = np.stack([first.ravel(), second.ravel()], axis=1).astype(np.float32)
-    try:
-        model = curves.run.load_model()
-        probability = np.asarray(model(points, training=False), np.float64).reshape(first.shape)
-    except ReproduceError as error:
-        warnings.warn(f"no decision boundary for run {curves.run.path}: {error}", stacklevel=2)
-        probability = None
+def _grid(low: np.ndarray, high: np.ndarray):
+    return np.meshgrid(np.linspace(low[0], high[0], GRID_POINTS),
+                       np.linspace(low[1], high[1], GRID_POINTS))
+
+
+def _draw_boundary(axes, panel: BoundaryPanel):
+    low, high, probability = panel.low, panel.high, panel.probability
     surface = None
     if probability is None:
-        axes.text(0.5, 0.5, "model unreadable: no boundary", transform=axes.transAxes,
-                  ha="center", color=DIVERGED_COLOR)
-    elif np.isfinite(probability).all():
+        axes.text(0.5, 0.5, panel.message, transform=axes.transAxes, ha="center",
+                  color=DIVERGED_COLOR)
+    else:
         # A raster, not contourf: filled contour paths take seconds to render.
         surface = axes.imshow(probability, extent=(low[0], high[0], low[1], high[1]),
                               origin="lower", aspect="auto", cmap="RdBu_r", vmin=0, vmax=1,
                               alpha=0.45, interpolation="bilinear")
         if probability.min() < 0.5 < probability.max():
-            axes.contour(first, second, probability, levels=[0.5], colors="black", linewidths=2)
+            axes.contour(*_grid(low, high), probability, levels=[0.5], colors="black",
+                         linewidths=2)
         else:
             # A linear model's line can lie beyond the data; say so rather than show nothing.
             axes.text(0.5, 0.03, f"P = 0.5 is outside this view (P {probability.min():.2f}"
                       f" to {probability.max():.2f})", transform=axes.transAxes, ha="center",
                       fontsize="small", bbox={"facecolor": "white", "alpha": 0.8})
-    else:
-        axes.text(0.5, 0.5, "diverged: no boundary", transform=axes.transAxes, ha="center",
-                  color=DIVERGED_COLOR)
-    axes.scatter(dataset.x_val[:, 0], dataset.x_val[:, 1], c=dataset.y_val.ravel(),
-                 cmap="RdBu_r", vmin=0, vmax=1, s=12, edgecolors="black", linewidths=0.4)
-    accuracy = curves.run.final.get("val_accuracy", float("nan"))
-    status = ", diverged" if curves.diverged else ""
-    axes.set_title(f"{group.label}, seed {curves.config.seed}{status}\n"
-                   f"validation accuracy {accuracy:.3f}", fontsize="medium")
-    axes.set(xlabel="x1 (standardised)", ylabel="x2 (standardised)",
-             xlim=(low[0], high[0]), ylim=(low[1], high[1]))
+    axes.set_title(panel.title, fontsize="medium")
+    if len(panel.x_val):
+        axes.scatter(panel.x_val[:, 0], panel.x_val[:, 1], c=panel.y_val, cmap="RdBu_r",
+                     vmin=0, vmax=1, s=12, edgecolors="black", linewidths=0.4)
+        axes.set(xlabel="x1 (standardised)", ylabel="x2 (standardised)",
+                 xlim=(low[0], high[0]), ylim=(low[1], high[1]))
     return surface
 
 
@@ -473,18 +503,20 @@ def image_summary(tag: str, png: bytes):
 
 
 def plot_experiment(experiment_dir: Path, jobs: int | None = None,
-                    finished: list[runs.Run] | None = None) -> list[Path]:
+                    finished: list[runs.Run] | None = None, meanwhile=None) -> list[Path]:
     """Writes every figure of an experiment into `<experiment_dir>/figures`.
 
-    The loss figures are drawn in `jobs` worker processes (default: one per
-    core) while this process draws the decision boundaries, which need the
+    The figures are drawn in `jobs` worker processes (default: one per core)
+    while this process computes the decision boundaries, which need the
     saved models.
 
     Args:
         experiment_dir: a folder of run folders, e.g. `logs/article`.
-        jobs: worker processes for the loss figures; 1 draws everything here.
+        jobs: worker processes drawing the figures; 1 draws everything here.
         finished: its completed and diverged runs, when the caller has loaded
             them; their events are then kept on them for its later use.
+        meanwhile: a function of no argument, called in this process while
+            the workers draw (e.g. the report's measurements).
 
     Returns:
         Every PNG written: loss-drop figures, the overview, the overlays, then
@@ -507,19 +539,29 @@ def plot_experiment(experiment_dir: Path, jobs: int | None = None,
     loss_figures.append((plot_overview, groups, experiment_dir / overview_path()))
     loss_figures += [(plot_overlay, members, figures_dir / OVERLAY_FILE.format(dataset=dataset))
                      for dataset, members in by_dataset.items()]
-    boundary_figures = [(plot_decision_boundaries, members,
-                         figures_dir / BOUNDARY_FILE.format(dataset=dataset))
-                        for dataset, members in by_dataset.items() if dataset in TWO_D_DATASETS]
+
+    def boundary_figures():  # each computed here (the models need TensorFlow) when asked for
+        for dataset, members in by_dataset.items():
+            if dataset in TWO_D_DATASETS:
+                yield (functools.partial(plot_decision_boundaries,
+                                         [boundary_panel(group) for group in members], dataset),
+                       figures_dir / BOUNDARY_FILE.format(dataset=dataset))
+
     jobs = jobs or os.cpu_count() or 1
     if jobs == 1:
-        written = [plot(data, path) for plot, data, path in loss_figures + boundary_figures]
+        written = [plot(data, path) for plot, data, path in loss_figures]
+        written += [plot(path) for plot, path in boundary_figures()]
+        if meanwhile:
+            meanwhile()
     else:
         # Spawned workers: TensorFlow, loaded here for the models, is not fork-safe.
         with concurrent.futures.ProcessPoolExecutor(
             jobs, mp_context=multiprocessing.get_context("spawn")
         ) as pool:
             futures = [pool.submit(plot, data, path) for plot, data, path in loss_figures]
-            boundaries = [plot(data, path) for plot, data, path in boundary_figures]
-            written = [future.result() for future in futures] + boundaries
+            futures += [pool.submit(plot, path) for plot, path in boundary_figures()]
+            if meanwhile:
+                meanwhile()
+            written = [future.result() for future in futures]
     write_image_summaries(written, figures_dir)
     return written
