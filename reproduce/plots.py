@@ -19,7 +19,6 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import functools
-import multiprocessing
 import os
 import struct
 import warnings
@@ -29,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from callbacks import tags
-from reproduce import events, runs
+from reproduce import events, runs, workers
 from reproduce.config import ACTIVATIONS, DATASETS, TWO_D_DATASETS, RunConfig
 from reproduce.errors import DataError, ReproduceError, RunNotFoundError
 from reproduce.figures import (  # noqa: F401 - the figure layout, re-exported
@@ -554,10 +553,9 @@ def plot_experiment(experiment_dir: Path, jobs: int | None = None,
         if meanwhile:
             meanwhile()
     else:
-        # Spawned workers: TensorFlow, loaded here for the models, is not fork-safe.
         with concurrent.futures.ProcessPoolExecutor(
-            jobs, mp_context=multiprocessing.get_context("spawn")
-        ) as pool:
+                jobs, mp_context=workers.context(), initializer=workers.follow,
+                initargs=workers.state()) as pool:
             futures = [pool.submit(plot, data, path) for plot, data, path in loss_figures]
             futures += [pool.submit(plot, path) for plot, path in boundary_figures()]
             if meanwhile:

@@ -54,14 +54,28 @@ def quiet_tensorflow(verbose: bool = False) -> None:
     install()
 
 
-def install() -> None:
-    """Filters stderr while TensorFlow loads, and drops the expected Python warnings."""
+def install(start_devices: bool = True) -> None:
+    """Filters stderr while TensorFlow loads, and drops the expected Python warnings.
+
+    With `start_devices`, TensorFlow's devices are started as it loads, still
+    filtered (CUDA prints its notices then). A process that others are forked
+    from must not start CUDA: it passes False, and each forked process calls
+    `start_devices`.
+    """
     if "tensorflow" not in sys.modules and not any(
             isinstance(finder, _QuietImport) for finder in sys.meta_path):
-        sys.meta_path.insert(0, _QuietImport())
+        sys.meta_path.insert(0, _QuietImport(start_devices))
     logger = logging.getLogger("tensorflow")
     if _drop_expected_warnings not in logger.filters:
         logger.addFilter(_drop_expected_warnings)
+
+
+def start_devices() -> None:
+    """Starts TensorFlow's devices with stderr filtered (see `install`)."""
+    import tensorflow as tf
+
+    with _filtered_stderr():
+        tf.config.list_physical_devices("GPU")
 
 
 def _drop_expected_warnings(record: logging.LogRecord) -> bool:
@@ -72,19 +86,23 @@ def _drop_expected_warnings(record: logging.LogRecord) -> bool:
 class _QuietImport(importlib.abc.MetaPathFinder):
     """Wraps the loader of `tensorflow` so that its import runs with stderr filtered."""
 
+    def __init__(self, start_devices: bool):
+        self.start_devices = start_devices
+
     def find_spec(self, name, path, target=None):
         if name != "tensorflow":
             return None
         sys.meta_path.remove(self)  # once; and the lookup below must not find us again
         spec = importlib.util.find_spec(name)
         if spec is not None and spec.loader is not None:
-            spec.loader = _QuietLoader(spec.loader)
+            spec.loader = _QuietLoader(spec.loader, self.start_devices)
         return spec
 
 
 class _QuietLoader(importlib.abc.Loader):
-    def __init__(self, loader):
+    def __init__(self, loader, start_devices: bool):
         self.loader = loader
+        self.start_devices = start_devices
 
     def create_module(self, spec):
         return self.loader.create_module(spec)
@@ -92,7 +110,8 @@ class _QuietLoader(importlib.abc.Loader):
     def exec_module(self, module):
         with _filtered_stderr():
             self.loader.exec_module(module)
-            module.config.list_physical_devices("GPU")  # CUDA's start-up notices come here
+            if self.start_devices:
+                module.config.list_physical_devices("GPU")  # CUDA's start-up notices come here
 
     def __getattr__(self, name):
         return getattr(self.loader, name)

@@ -7,7 +7,6 @@ every run; all keys are `RunConfig` field names.
 
 from __future__ import annotations
 
-import collections
 import concurrent.futures
 import dataclasses
 import enum
@@ -23,6 +22,7 @@ from importlib import resources
 from pathlib import Path
 
 from reproduce import quiet, runs
+from reproduce import workers as worker_processes
 from reproduce.config import RunConfig, field_names, trace_key, training_steps
 from reproduce.errors import ConfigError, Interrupted, RunBusyError, RunExistsError
 
@@ -198,9 +198,9 @@ def run_all(sweep: Sweep, logdir, jobs: int | None = None, verbose: int = 0,
     trace key go to the same worker, which traces their model once
     (`reuse_models`; the results are the same without it, only slower).
     `on_core_idle`, a function of no argument, is called once in a thread of
-    this process when a worker has trained its share while others still
-    train: a core is then free for work needed after the sweep (imports).
-    The call has ended when `run_all` returns.
+    this process as the workers start: while their fork server loads their
+    imports on one core (`workers`), another is free for work needed after
+    the sweep (imports). The call has ended when `run_all` returns.
 
     Returns:
         A `SweepSummary`; its `describe()` line gives the wall time and time per run.
@@ -287,23 +287,23 @@ def _train_pending(pending, jobs: int, options: _TrainOptions, progress, outcome
             progress.report(index, outcomes[index])
         return
     options = dataclasses.replace(options, verbose=0)
-    context = multiprocessing.get_context("spawn")  # TensorFlow is not fork-safe
+    context = worker_processes.context()
     workers = [concurrent.futures.ProcessPoolExecutor(
-        1, mp_context=context, initializer=_init_worker, initargs=(os.getpid(),))
-        for _ in range(jobs)]
+        1, mp_context=context, initializer=_init_worker,
+        initargs=(os.getpid(), *worker_processes.state())) for _ in range(jobs)]
+    meanwhile = threading.Thread(target=on_core_idle or (lambda: None), daemon=True)
+    meanwhile.start()  # the first submit waits for the fork server's imports
     try:
         futures = {}
         assignment = assign_workers([config for _, config in pending], jobs)
-        idle_watch = IdleWatch(assignment, on_core_idle)
         for (index, config), worker in zip(pending, assignment):
             future = workers[worker].submit(train_one, config.to_json(), options,
                                             progress.position(index))
-            futures[future] = index, worker
+            futures[future] = index
         for future in concurrent.futures.as_completed(futures):
-            index, worker = futures[future]
+            index = futures[future]
             outcomes[index] = future.result()
             progress.report(index, outcomes[index])
-            idle_watch.trained(worker)
     except BaseException:
         for worker in workers:
             worker.shutdown(wait=False, cancel_futures=True)
@@ -313,37 +313,7 @@ def _train_pending(pending, jobs: int, options: _TrainOptions, progress, outcome
         raise
     for worker in workers:
         worker.shutdown()
-    idle_watch.join()
-
-
-class IdleWatch:
-    """Calls `on_idle` once, in a thread, when fewer workers than cores still have runs left.
-
-    Args:
-        assignment: the worker of each run (`assign_workers`).
-        on_idle: a function of no argument, or None.
-        cores: the cores the workers share (default: this machine's).
-    """
-
-    def __init__(self, assignment: list[int], on_idle=None, cores: int | None = None):
-        self._left = collections.Counter(assignment)  # runs not yet trained, per worker
-        self._on_idle = on_idle
-        self._cores = cores or os.cpu_count() or 1
-        self._thread = None
-
-    def trained(self, worker: int) -> None:
-        """Counts one run of `worker` as trained."""
-        self._left[worker] -= 1
-        working = sum(1 for left in self._left.values() if left)
-        if (self._on_idle is not None and self._thread is None and not self._left[worker]
-                and 0 < working < self._cores):
-            self._thread = threading.Thread(target=self._on_idle, daemon=True)
-            self._thread.start()
-
-    def join(self) -> None:
-        """Waits for `on_idle` to return, if it was called."""
-        if self._thread is not None:
-            self._thread.join()
+    meanwhile.join()
 
 
 # A trace costs about as much as this many optimizer steps of these MLPs.
@@ -436,25 +406,37 @@ class _Progress:
         print(f"{prefix}  {detail}  {outcome.seconds:.1f}s{eta}", flush=True)
 
 
-def _init_worker(parent: int) -> None:
-    # Ctrl-C is the parent's to handle: it stops the workers and names their runs.
+def _init_worker(sweep: int, environment: dict, folder: str) -> None:
+    worker_processes.follow(environment, folder)
+    # Ctrl-C is the sweep's to handle: it stops the workers and names their runs.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if os.environ.get(quiet.QUIET_VARIABLE):  # the command line's choice, before TensorFlow loads
-        quiet.install()
-    os.environ.setdefault(quiet.LEVEL_VARIABLE, "2")
     # A worker whose sweep was killed stops at once instead of writing on behind its back.
-    threading.Thread(target=_exit_without_parent, args=(parent,), daemon=True).start()
-    import tensorflow as tf
+    threading.Thread(target=_exit_without_sweep, args=(sweep,), daemon=True).start()
+    import tensorflow as tf  # loaded already (`workers`)
 
     # One thread per worker: the workers already use every core.
     tf.config.threading.set_intra_op_parallelism_threads(1)
     tf.config.threading.set_inter_op_parallelism_threads(1)
+    if os.environ.get(quiet.QUIET_VARIABLE):
+        quiet.start_devices()
 
 
-def _exit_without_parent(parent: int) -> None:
-    while os.getppid() == parent:
+def _exit_without_sweep(sweep: int) -> None:
+    while _alive(sweep):
         time.sleep(0.5)
     os._exit(1)
+
+
+def _alive(pid: int) -> bool:
+    """Whether process `pid` runs (a killed process left unreaped, a zombie, does not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):  # no /proc (macOS)
+        return True
 
 
 def train_one(config_json: str, options: _TrainOptions, position: str = "") -> RunOutcome:

@@ -1,10 +1,11 @@
-import threading
+import concurrent.futures
+import os
 
 import numpy as np
 import pytest
 
 from conftest import run_cli
-from reproduce import events, runs, sweep
+from reproduce import events, runs, sweep, workers
 from reproduce.config import TEST_CONFIG
 from reproduce.errors import ConfigError
 
@@ -113,33 +114,16 @@ def test_summary_line_gives_times():
         "4.0 s per run in its worker, 10.0 s per run of wall time")
 
 
-def test_idle_work_starts_once_when_fewer_workers_than_cores_still_train():
-    calls = []
+def test_workers_start_with_this_process_environment_and_folder(tmp_path, monkeypatch):
+    def start():
+        return concurrent.futures.ProcessPoolExecutor(
+            1, mp_context=workers.context(), initializer=workers.follow,
+            initargs=workers.state())
 
-    def on_idle():
-        calls.append(threading.current_thread() is not threading.main_thread())
-
-    watch = sweep.IdleWatch([0, 0, 1], on_idle, cores=2)
-    watch.trained(0)
-    assert calls == []  # worker 0 has a run left
-    watch.trained(1)  # worker 1 is done, worker 0 is not: a core idles
-    watch.join()
-    assert calls == [True]
-    watch.trained(0)
-    watch.join()
-    assert calls == [True]  # once only
-
-    alone = sweep.IdleWatch([0, 0], on_idle, cores=2)  # one worker: nothing left to share
-    alone.trained(0)
-    alone.trained(0)
-    alone.join()
-    assert calls == [True]
-
-    # Three workers on two cores: a core idles once two of them are done.
-    three = sweep.IdleWatch([0, 1, 2, 2], on_idle, cores=2)
-    three.trained(0)
-    three.join()
-    assert calls == [True]  # two workers still train, on the two cores
-    three.trained(1)
-    three.join()
-    assert calls == [True, True]
+    with start() as pool:  # the fork server starts, with the environment of now
+        assert pool.submit(os.getenv, "REPRODUCE_TEST_MARK").result() is None
+    monkeypatch.setenv("REPRODUCE_TEST_MARK", "set later")
+    monkeypatch.chdir(tmp_path)
+    with start() as pool:
+        assert pool.submit(os.getenv, "REPRODUCE_TEST_MARK").result() == "set later"
+        assert pool.submit(os.getcwd).result() == str(tmp_path)
