@@ -6,8 +6,9 @@
    first run traces, the others reuse its traced functions). Prints the
    seconds per run, the tf.function traces counted, and whether both passes
    logged the same per-batch losses.
-2. The default article sweep (75 runs, 2 workers) into temporary folders,
-   fresh and reused: the wall time and seconds per run in its worker.
+2. The default article sweep (75 runs) into temporary folders, fresh and
+   reused with the default workers (one per core plus one), and reused with
+   one per core: the wall time and seconds per run in its worker.
 
     python benchmarks/sweep_speed.py [--runs 6] [--no-sweep]
 """
@@ -89,15 +90,18 @@ def per_run_costs(count: int) -> None:
 
 
 def sweep_times() -> None:
-    print("\nThe default article sweep (75 runs), 2 workers:")
+    jobs = sweep.default_jobs()
+    print(f"\nThe default article sweep (75 runs), {jobs} workers (the default) or one per core:")
     article = sweep.load_sweep()
-    for name, reuse_models in (("fresh model each run", False), ("reused models", True)):
+    for name, reuse_models, workers in (("fresh model each run", False, jobs),
+                                        ("reused models", True, jobs),
+                                        ("reused, one per core", True, jobs - 1)):
         with tempfile.TemporaryDirectory() as logdir:
-            summary = sweep.run_all(article, logdir, jobs=2, reuse_models=reuse_models)
+            summary = sweep.run_all(article, logdir, jobs=workers, reuse_models=reuse_models)
         trained = summary.trained
         per_run = statistics.mean(outcome.seconds for outcome in trained)
-        print(f"  {name:22} wall {summary.seconds:6.1f}s, {per_run:.2f}s per run in its worker "
-              f"({len(trained)} runs)", flush=True)
+        print(f"  {name:22} {workers} workers: wall {summary.seconds:6.1f}s, {per_run:.2f}s per "
+              f"run in its worker ({len(trained)} runs)", flush=True)
 
 
 def main() -> None:

@@ -554,7 +554,8 @@ def plot_experiment(experiment_dir: Path, jobs: int | None = None,
             meanwhile()
     else:
         with concurrent.futures.ProcessPoolExecutor(
-                jobs, mp_context=workers.context(), initializer=workers.follow,
+                jobs, mp_context=workers.context(workers.FIGURE_IMPORTS),
+                initializer=workers.follow,
                 initargs=workers.state()) as pool:
             futures = [pool.submit(plot, data, path) for plot, data, path in loss_figures]
             futures += [pool.submit(plot, path) for plot, path in boundary_figures()]

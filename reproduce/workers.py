@@ -3,9 +3,9 @@
 Importing TensorFlow and Keras costs about 9 s of CPU here, and a sweep
 starts one worker per core plus one. The workers are therefore forked from
 multiprocessing's fork server, which imports `reproduce.worker_imports`
-once. Forking is safe there: that process starts no TensorFlow runtime and
-no device (a forked process could not use a CUDA context it inherited); each
-worker starts its own.
+once (figures alone: `reproduce.plots`). Forking is safe there: that
+process starts no TensorFlow runtime and no device (a forked process could
+not use a CUDA context it inherited); each worker starts its own.
 
 The fork server starts with this process's environment and folder, and
 lives until this process and every worker have ended; a worker takes this
@@ -17,13 +17,18 @@ from __future__ import annotations
 import multiprocessing
 import os
 
-PRELOAD = ["reproduce.worker_imports"]
+SWEEP_IMPORTS = ("reproduce.worker_imports",)
+FIGURE_IMPORTS = ("reproduce.plots",)  # matplotlib, without TensorFlow
 
 
-def context():
-    """The multiprocessing context to start workers with."""
+def context(imports=SWEEP_IMPORTS):
+    """The multiprocessing context to start workers with.
+
+    `imports`: the modules the fork server imports, if this call is the one
+    that starts it (a server already running keeps its own).
+    """
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(PRELOAD)
+    context.set_forkserver_preload(list(imports))
     return context
 
 
