@@ -261,9 +261,10 @@ def run_all(sweep: Sweep, logdir, jobs: int | None = None, verbose: int = 0,
 def default_jobs() -> int:
     """Worker processes of a sweep by default: one per core, plus one.
 
-    When every core is busy, a worker waits about a quarter of its time on
-    TensorFlow's hand-offs between its Python and compute threads, so one
-    worker per core leaves the cores idle that long. With one more, the
+    When every core is busy, a worker is blocked, off the CPU, about a
+    quarter of its time (two workers side by side: ~1.5 s of wall time for
+    ~1.1 s of CPU per run; alone, none), somewhere in TensorFlow's runtime,
+    so one worker per core leaves the cores idle that long. With one more, the
     article sweep takes 14-20% less time on 2 cores (with two more, no less).
     """
     return (os.cpu_count() or 1) + 1

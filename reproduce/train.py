@@ -162,7 +162,7 @@ def _train(config: RunConfig, strategy, run_dir: Path, dataset, verbose, chief: 
             history = model.fit(
                 train_data,
                 epochs=config.epochs,
-                # `fit(validation_data=...)`'s numbers, at a third of its cost per epoch
+                # `fit(validation_data=...)`'s numbers, at about half its cost per epoch
                 callbacks=[EpochValidation(validation_data, callbacks), *callbacks],
                 verbose=verbose,
                 shuffle=False,  # the pipeline shuffles, seeded

@@ -134,10 +134,10 @@ def test_ctrl_c_stops_cleanly_naming_the_run_and_how_to_resume(
     assert runs.is_complete(runs.run_dir(configs(sweep_file)[0], logdir))
 
 
-def test_ctrl_c_while_the_article_loads_its_analysis_still_says_what_it_stopped(
+def test_ctrl_c_during_the_article_sweep_says_what_it_stopped_and_nothing_else(
         tmp_path, sweep_file):
-    # Once a worker has trained its share, `article` imports TensorFlow for the figures in a
-    # thread, with stderr captured while it loads; the message must get out all the same.
+    # `article` imports TensorFlow for the figures in a thread, with the process's stderr
+    # captured while it loads (as the workers start); the message must get out all the same.
     logdir = tmp_path / "logs"
     process = start_cli("article", sweep_file, "--logdir", logdir, "--jobs", "2",
                         hold=run_name("tanh"))
