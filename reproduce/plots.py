@@ -238,7 +238,7 @@ def plot_loss_drop(group: GroupCurves, path: Path) -> Path:
     Returns:
         `path`, the PNG written.
     """
-    figure, axes = plt.subplots(figsize=(8, 4.5), layout="constrained")
+    figure, axes = _single_axes(top=0.8)  # the title and the epoch axis above
     for curves in group.runs:
         if curves.diverged:
             train_color, validation_color = DIVERGED_COLOR, DIVERGED_COLOR
@@ -310,7 +310,7 @@ def plot_overlay(groups: list[GroupCurves], path: Path) -> Path:
     Returns:
         `path`, the PNG written.
     """
-    figure, axes = plt.subplots(figsize=(8, 4.5), layout="constrained")
+    figure, axes = _single_axes(top=0.4)
     for color, group in zip(PALETTE, groups):
         _draw_mean(axes, group, color, group.label)
     means = _concatenate([group.mean for group in groups if group.mean is not None])
@@ -428,6 +428,19 @@ def _draw_boundary(axes, panel: BoundaryPanel):
     return surface
 
 
+def _single_axes(top: float):
+    """An 8 x 4.5 in figure with one axes and fixed margins (`top` in inches).
+
+    Fixed, because a layout engine measures every text first and so costs
+    about as much as drawing the figure.
+    """
+    width, height = 8, 4.5
+    figure, axes = plt.subplots(figsize=(width, height))
+    figure.subplots_adjust(left=0.8 / width, right=1 - 0.15 / width, bottom=0.55 / height,
+                           top=1 - top / height)
+    return figure, axes
+
+
 def _draw_mean(axes, group: GroupCurves, color: str, label: str) -> None:
     if group.mean is not None:
         axes.fill_between(group.steps, group.low, group.high, color=color, alpha=0.25, lw=0)
@@ -533,9 +546,10 @@ def plot_experiment(experiment_dir: Path, jobs: int | None = None,
     by_dataset: dict[str, list[GroupCurves]] = {}
     for group in groups:
         by_dataset.setdefault(group.config.dataset, []).append(group)
-    loss_figures = [(plot_loss_drop, group, experiment_dir / loss_drop_path(group.name))
-                    for group in groups]
-    loss_figures.append((plot_overview, groups, experiment_dir / overview_path()))
+    # The overview first: the longest to draw.
+    loss_figures = [(plot_overview, groups, experiment_dir / overview_path())]
+    loss_figures += [(plot_loss_drop, group, experiment_dir / loss_drop_path(group.name))
+                     for group in groups]
     loss_figures += [(plot_overlay, members, figures_dir / OVERLAY_FILE.format(dataset=dataset))
                      for dataset, members in by_dataset.items()]
 

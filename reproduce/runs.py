@@ -402,11 +402,11 @@ def load_model(path: str | Path, initial: bool = False):
         RunNotFoundError: the model or weights file is missing or does not load; the
             message names it.
     """
-    import keras
+    from reproduce import keras_files
 
     model_file = Path(path) / MODEL_FILE
     try:
-        model = keras.saving.load_model(model_file, compile=False, safe_mode=True)
+        model = keras_files.load_model(model_file)
     except Exception as error:  # noqa: BLE001 - a damaged file raises many kinds of error
         if not model_file.is_file():
             reason = "missing"
@@ -430,8 +430,10 @@ def load_initial_weights(model, path: str | Path) -> None:
     if not weights_file.is_file():
         raise RunNotFoundError(f"no initial weights in {path} ({INITIAL_WEIGHTS_FILE} is "
                                f"written by training since the data fingerprint was added)")
+    from reproduce import keras_files
+
     try:
-        model.load_weights(weights_file)
+        keras_files.load_weights(model, weights_file)
     except Exception as error:  # noqa: BLE001 - a damaged file raises many kinds of error
         raise RunNotFoundError(
             f"unreadable {weights_file}: {type(error).__name__}: {error}") from None

@@ -23,7 +23,7 @@ import tensorflow as tf
 from tensorflow.python.framework import config as tf_config
 
 import callbacks as run_callbacks
-from reproduce import datasets, distribute, distributed_fit, model_cache, models, runs
+from reproduce import datasets, distribute, distributed_fit, keras_files, model_cache, models, runs
 from reproduce.config import RunConfig
 from reproduce.errors import Interrupted, WorkerLostError
 from reproduce.tensorboard import write_run_hparams
@@ -150,7 +150,7 @@ def _train(config: RunConfig, strategy, run_dir: Path, dataset, verbose, chief: 
         np.savez(run_dir / runs.PROBE_FILE, x=probe_x, y=probe_y)
     # The step-0 weights, so the analysis never rebuilds a model (every worker: may need
     # collectives, like model.save below).
-    model.save_weights(run_dir / runs.INITIAL_WEIGHTS_FILE)
+    keras_files.save_weights(model, run_dir / runs.INITIAL_WEIGHTS_FILE)
 
     train_data, validation_data = datasets.make_pipelines(dataset, config.batch_size, config.seed,
                                                           config.passes_per_epoch)
@@ -170,7 +170,7 @@ def _train(config: RunConfig, strategy, run_dir: Path, dataset, verbose, chief: 
         else:
             history = distributed_fit.fit(model, train_data, validation_data, config.epochs,
                                           callbacks, verbose)
-    model.save(run_dir / runs.MODEL_FILE)  # every worker saves: saving may need collectives
+    keras_files.save_model(model, run_dir / runs.MODEL_FILE)  # every worker: may need collectives
     history_values = {
         name: [float(value) for value in values] for name, values in history.history.items()
     }

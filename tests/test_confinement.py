@@ -53,6 +53,7 @@ def keyword_value(call, keyword):
 @pytest.mark.parametrize("function, keyword, safe", [
     ("np.load", "allow_pickle", False),
     ("keras.saving.load_model", "safe_mode", True),
+    ("saving_lib._model_from_config", "safe_mode", True),
 ])
 def test_every_load_refuses_to_run_stored_code(function, keyword, safe):
     calls = list(calls_of(function))
