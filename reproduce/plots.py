@@ -531,7 +531,7 @@ def plot_experiment(experiment_dir: Path, jobs: int | None = None,
             the workers draw (e.g. the report's measurements).
 
     Returns:
-        Every PNG written: loss-drop figures, the overview, the overlays, then
+        Every PNG written: the overview, the loss-drop figures, the overlays, then
         the decision boundaries.
 
     Raises:
