@@ -385,12 +385,18 @@ def plot_decision_boundaries(panels: list[BoundaryPanel], dataset: str, path: Pa
     Returns:
         `path`, the PNG written.
     """
-    figure, grid = plt.subplots(1, len(panels), squeeze=False, figsize=(3.8 * len(panels), 4),
-                                layout="constrained")
+    width, height = 3.8 * len(panels) + 0.9, 4  # 0.9 in for the colour bar
+    figure, grid = plt.subplots(1, len(panels), squeeze=False, figsize=(width, height))
+    # Fixed margins in inches (a layout engine measures every text first, at about the
+    # cost of drawing): titles of two lines above, axis labels left of each panel.
+    figure.subplots_adjust(left=0.65 / width, right=1 - 1.15 / width, bottom=0.55 / height,
+                           top=1 - 0.8 / height, wspace=0.7 / 3.1)
     surfaces = [_draw_boundary(axes, panel) for axes, panel in zip(grid[0], panels)]
     drawn = [surface for surface in surfaces if surface is not None]
     if drawn:
-        figure.colorbar(drawn[0], ax=grid[0].tolist(), label="P(class 1)", shrink=0.8)
+        bar = figure.add_axes((1 - 0.95 / width, 0.55 / height + 0.1, 0.15 / width,
+                               1 - (0.55 + 0.8) / height - 0.2))
+        figure.colorbar(drawn[0], cax=bar, label="P(class 1)")
     figure.suptitle(f"{dataset}: decision boundary (P = 0.5), validation points")
     return save(figure, path)
 
