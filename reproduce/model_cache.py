@@ -5,8 +5,8 @@ more than training these small MLPs. Runs that agree on `config.trace_key`
 (architecture, shapes, optimizer, batch size, steps per execution, loggers)
 therefore share one compiled model, whose traced functions Keras keeps
 between `fit` calls. Each run gets the exact state a fresh model would have:
-the weights of a freshly built, seeded model (building traces nothing) and
-the optimizer's variables as they were before the first step. Results are
+the weights its seeded initializers give (`models.kernel_initializers`, zero
+biases) and the optimizer's variables as they were before the first step. Results are
 bit for bit those of a fresh model (tested).
 """
 
@@ -40,24 +40,42 @@ def prepare_model(config: RunConfig, input_dim: int, n_classes: int) -> keras.Mo
 
     Call it inside the strategy's scope, after seeding, as for a fresh model.
     """
-    initial = models.build_model(config, input_dim, n_classes)
     key = trace_key(config)
     entry = _models.get(key)
     if entry is None:
-        models.compile_model(initial, config, n_classes)
-        initial.optimizer.build(initial.trainable_variables)
-        _models[key] = _Entry(initial, [variable.numpy() for variable in
-                                        initial.optimizer.variables])
+        model = models.build_model(config, input_dim, n_classes)
+        models.compile_model(model, config, n_classes)
+        model.optimizer.build(model.trainable_variables)
+        _models[key] = _Entry(model, [variable.numpy() for variable in model.optimizer.variables])
         while len(_models) > MAX_MODELS:
             _models.popitem(last=False)
-        return initial
+        return model
     _models.move_to_end(key)
-    for variable, value in zip(entry.model.weights, initial.weights, strict=True):
+    initial = _initial_weights(entry.model, config, input_dim, n_classes)
+    for variable, value in zip(entry.model.weights, initial, strict=True):
         variable.assign(value)
     for variable, value in zip(entry.model.optimizer.variables, entry.optimizer_state,
                                strict=True):
         variable.assign(value)
     return entry.model
+
+
+def _initial_weights(model: keras.Model, config: RunConfig, input_dim: int,
+                     n_classes: int) -> list:
+    """The values of `model.weights` that `models.build_model` would start from.
+
+    Drawn from the seeded initializers, without building a model (which
+    costs more than the draws), unless a weight is not one they cover.
+    """
+    values = {}
+    for name, initializer in models.kernel_initializers(config, input_dim).items():
+        layer = model.get_layer(name)
+        values[id(layer.kernel)] = initializer(layer.kernel.shape, dtype=layer.kernel.dtype)
+        if layer.bias is not None:
+            values[id(layer.bias)] = np.zeros(layer.bias.shape, layer.bias.dtype)
+    if values.keys() != {id(variable) for variable in model.weights}:
+        return models.build_model(config, input_dim, n_classes).weights
+    return [values[id(variable)] for variable in model.weights]
 
 
 def set_random_seed(seed: int) -> None:

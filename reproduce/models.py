@@ -59,32 +59,43 @@ def build_model(config: RunConfig, input_dim: int, n_classes: int) -> keras.Mode
     Returns:
         A functional `keras.Model` named after the activation.
     """
+    initializers = kernel_initializers(config, input_dim)
     inputs = keras.Input(shape=(input_dim,), name="inputs")
     hidden = inputs
-    fan_in = input_dim
     for index in range(1, config.depth + 1):
         hidden = keras.layers.Dense(
             config.width,
-            kernel_initializer=make_initializer(
-                config.initializer, fan_in, config.seed * 1000 + index, config.init_scale),
+            kernel_initializer=initializers[dense_name(index)],
             use_bias=config.use_bias,
             name=dense_name(index),
         )(hidden)
         hidden = keras.layers.Activation(config.activation, name=activation_name(index))(hidden)
-        fan_in = config.width
     binary = n_classes == 2
     units, activation = ((OUTPUT_UNITS[config.dataset], "linear") if n_classes == REGRESSION
                          else (1, "sigmoid") if binary else (n_classes, "softmax"))
     outputs = keras.layers.Dense(
         units,
         activation=activation,
-        kernel_initializer=make_initializer(config.initializer, fan_in, config.seed * 1000,
-                                            config.init_scale),
+        kernel_initializer=initializers[OUTPUT_NAME],
         use_bias=config.use_bias,
         dtype="float32",  # keeps the loss in float32 under mixed precision
         name=OUTPUT_NAME,
     )(hidden)
     return keras.Model(inputs, outputs, name=f"mlp_{config.activation}")
+
+
+def kernel_initializers(config: RunConfig, input_dim: int) -> dict:
+    """The seeded kernel initializer of each `Dense` layer of `build_model`, by layer name.
+
+    Its biases start at zero. Seeded with integers, an initializer gives the
+    same values at every call: the model's initial weights without building it.
+    """
+    fan_ins = [input_dim] + [config.width] * config.depth
+    seeds = [config.seed * 1000 + index for index in range(1, config.depth + 1)]
+    names = [dense_name(index) for index in range(1, config.depth + 1)] + [OUTPUT_NAME]
+    return {name: make_initializer(config.initializer, fan_in, seed, config.init_scale)
+            for name, fan_in, seed in zip(names, fan_ins, [*seeds, config.seed * 1000],
+                                          strict=True)}
 
 
 def compile_model(model: keras.Model, config: RunConfig, n_classes: int) -> keras.Model:

@@ -2,11 +2,13 @@
 
 import json
 
+import keras
 import numpy as np
+import pytest
 
 from conftest import run_cli
-from reproduce import events, model_cache, runs, sweep
-from reproduce.config import TEST_CONFIG, trace_key
+from reproduce import datasets, events, model_cache, models, runs, sweep
+from reproduce.config import INITIALIZERS, TEST_CONFIG, trace_key
 from reproduce.train import train
 
 CONFIG = TEST_CONFIG.replace(activation="tanh", seed=3)
@@ -62,3 +64,30 @@ def test_runs_of_one_trace_key_go_to_one_worker():
     assert len(workers_of) == 10  # 5 activations x (2-D sets, digits)
     assert all(len(workers) == 1 for workers in workers_of.values())
     assert set(assignment) == {0, 1}
+
+
+@pytest.mark.parametrize("changes", [
+    *({"initializer": name} for name in INITIALIZERS),
+    {"initializer": "normal", "init_scale": 1e-3, "use_bias": False, "dataset": "saxe",
+     "samples": None},
+    {"initializer": "he_normal", "init_scale": 2.0, "dataset": "digits", "samples": None},
+    {"mixed_precision": True},
+], ids=lambda changes: ",".join(f"{key}={value}" for key, value in changes.items()))
+def test_a_reused_model_starts_from_the_weights_a_fresh_one_would(changes):
+    first, second = (TEST_CONFIG.replace(**changes, seed=seed) for seed in (1, 2))
+    dataset = datasets.load_dataset(second)
+    shapes = (dataset.input_dim, dataset.n_classes)
+    model_cache.clear()
+    keras.mixed_precision.set_global_policy("mixed_float16" if second.mixed_precision
+                                            else "float32")
+    try:
+        model = model_cache.prepare_model(first, *shapes)
+        assert model_cache.prepare_model(second, *shapes) is model
+        fresh = models.build_model(second, *shapes)
+        for reused, expected in zip(model.weights, fresh.weights, strict=True):
+            assert reused.path.split("/")[-2:] == expected.path.split("/")[-2:]
+            np.testing.assert_array_equal(reused.numpy(), expected.numpy())
+            assert reused.dtype == expected.dtype
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+        model_cache.clear()
