@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import tempfile
 import time
@@ -95,7 +96,7 @@ def sweep_times() -> None:
     article = sweep.load_sweep()
     for name, reuse_models, workers in (("fresh model each run", False, jobs),
                                         ("reused models", True, jobs),
-                                        ("reused, one per core", True, jobs - 1)):
+                                        ("reused, one per core", True, os.cpu_count() or 1)):
         with tempfile.TemporaryDirectory() as logdir:
             summary = sweep.run_all(article, logdir, jobs=workers, reuse_models=reuse_models)
         trained = summary.trained

@@ -1,11 +1,12 @@
 """A model's Keras files (`.weights.h5`, `.keras`), saved and loaded without Keras's walk.
 
 Keras finds a model's state by walking every attribute of every object in
-it (`dir`, then `getattr`); for these MLPs that walk is most of a save or a
-load (~45 ms of `save_weights`, ~60 ms of `model.save`, ~100 ms of
-`load_model`), and a sweep saves twice per run and its analysis loads 35
-models. The walk meets the same objects in the same order in every model of
-one structure, so it is recorded once: each object's path in the file and
+it (`dir`, then `getattr`); for these MLPs that walk is most of a save
+(`save_weights` 37-43 -> 16 ms, `model.save` 46-50 -> 17-21 ms without it)
+and part of a load (`load_model` 58-72 -> 42-49 ms, `load_weights` 34 ->
+13 ms); a sweep saves twice per run and its analysis loads 35 models. The
+walk meets the same objects in the same order in every model of one
+structure, so it is recorded once: each object's path in the file and
 its route from the model (attribute names and container positions). A save
 or load then follows the routes and lets each object write or read its own
 state (`save_own_variables`, `load_own_variables`) through Keras's own
@@ -87,19 +88,17 @@ def load_model(path: str | Path):
                                               safe_mode=True)
         saving_lib._reject_zip_bomb(archive, saving_lib._VARS_FNAME_H5)
         weights = io.BytesIO(archive.read(saving_lib._VARS_FNAME_H5))
-    try:
-        walk = _config_walks.get(config_json)
-        if walk is None:
-            walk = _config_walks[config_json] = _record(model)
-        saveables = _resolve(model, walk)
-    except _Unrecordable:
+    if config_json in _config_walks:  # a model of this structure was walked already
+        _model_walks[model] = (_objects(model), _config_walks[config_json])
+    saveables = _saveables(model)
+    if saveables is None:
         return keras.saving.load_model(path, compile=False, safe_mode=True)
+    _config_walks[config_json] = _model_walks[model][1]
     store = saving_lib.H5IOStore(weights, mode="r")
     try:
         _load(saveables, store)
     finally:
         store.close()
-    _model_walks[model] = (_objects(model), walk)
     return model
 
 

@@ -6,8 +6,8 @@ more than training these small MLPs. Runs that agree on `config.trace_key`
 therefore share one compiled model, whose traced functions Keras keeps
 between `fit` calls. Each run gets the exact state a fresh model would have:
 the weights its seeded initializers give (`models.kernel_initializers`, zero
-biases) and the optimizer's variables as they were before the first step. Results are
-bit for bit those of a fresh model (tested).
+biases) and the optimizer's variables as they were before the first step.
+Results are bit for bit those of a fresh model (tested).
 """
 
 from __future__ import annotations
