@@ -17,6 +17,8 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from reproduce import models
+
 
 def fit(model: keras.Model, train_data: tf.data.Dataset, validation_data: tf.data.Dataset,
         epochs: int, callbacks: list, verbose: int | str = 0) -> keras.callbacks.History:
@@ -33,7 +35,7 @@ def fit(model: keras.Model, train_data: tf.data.Dataset, validation_data: tf.dat
         The `History` callback, as `fit` returns it.
     """
     strategy = model.distribute_strategy
-    _build(model, train_data)
+    models.build_state(model, train_data.element_spec)
     steps = int(train_data.cardinality().numpy())
     validation_steps = int(validation_data.cardinality().numpy())
     callback_list = keras.callbacks.CallbackList(
@@ -109,22 +111,6 @@ def _multi_step(strategy, step, model):
         return model.get_metrics_result()
 
     return tf.function(run, reduce_retracing=True)
-
-
-def _build(model: keras.Model, data: tf.data.Dataset) -> None:
-    """Creates the optimizer, loss and metric variables in the strategy's scope.
-
-    `fit` does this in its symbolic build; variables cannot be created inside
-    `strategy.run`. A batch of zeros stands in for the data: drawing a real
-    batch would use up one of the pipeline's seeded shuffle orders.
-    """
-    x, y = (tf.zeros([1, *spec.shape[1:]], spec.dtype) for spec in data.element_spec)
-    with model.distribute_strategy.scope():
-        y_pred = model(x, training=False)
-        model.compute_loss(x=x, y=y, y_pred=y_pred, training=False)
-        model.compute_metrics(x, y, y_pred, sample_weight=None)
-        model.optimizer.build(model.trainable_variables)
-    model.reset_metrics()
 
 
 def _sharded(data: tf.data.Dataset) -> tf.data.Dataset:

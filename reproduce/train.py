@@ -159,6 +159,7 @@ def _train(config: RunConfig, strategy, run_dir: Path, dataset, verbose, chief: 
                  *task_callbacks(config, run_dir), stop]
     with _ctrl_c_stops_at_batch_end(stop):
         if config.strategy == "default":
+            models.build_state(model, train_data.element_spec)  # else the step is traced twice
             history = model.fit(
                 train_data,
                 epochs=config.epochs,
