@@ -340,11 +340,12 @@ class BoundaryPanel:
     message: str = ""  # shown instead of the surface when there is none
 
 
-def boundary_panel(group: GroupCurves) -> BoundaryPanel:
+def boundary_panel(group: GroupCurves, models: dict | None = None) -> BoundaryPanel:
     """Computes a configuration's panel from its lowest seed: its saved model over a grid.
 
     Warns, and returns a panel saying why, when the data cannot be rebuilt
-    as they were or the model cannot be read.
+    as they were or the model cannot be read. `models` is passed on to
+    `runs.load_model` as `reuse`.
     """
     curves = group.runs[0]
     accuracy = curves.run.final.get("val_accuracy", float("nan"))
@@ -364,7 +365,7 @@ def boundary_panel(group: GroupCurves) -> BoundaryPanel:
     points = np.stack([first.ravel(), second.ravel()], axis=1).astype(np.float32)
     message = ""
     try:
-        model = curves.run.load_model()
+        model = curves.run.load_model(reuse=models)
         probability = np.asarray(model(points, training=False), np.float64).reshape(first.shape)
         if not np.isfinite(probability).all():
             probability, message = None, "diverged: no boundary"
@@ -560,10 +561,11 @@ def plot_experiment(experiment_dir: Path, jobs: int | None = None,
                      for dataset, members in by_dataset.items()]
 
     def boundary_figures():  # each computed here (the models need TensorFlow) when asked for
+        models = {}  # one model per structure, reloaded for each panel
         for dataset, members in by_dataset.items():
             if dataset in TWO_D_DATASETS:
-                yield (functools.partial(plot_decision_boundaries,
-                                         [boundary_panel(group) for group in members], dataset),
+                panels = [boundary_panel(group, models) for group in members]
+                yield (functools.partial(plot_decision_boundaries, panels, dataset),
                        figures_dir / BOUNDARY_FILE.format(dataset=dataset))
 
     jobs = jobs or os.cpu_count() or 1

@@ -391,12 +391,15 @@ def load_config(path: str | Path) -> RunConfig:
         raise ConfigError(f"unreadable {config_file}: {error}") from None
 
 
-def load_model(path: str | Path, initial: bool = False):
+def load_model(path: str | Path, initial: bool = False, reuse: dict | None = None):
     """Loads the final model of the run in `path`, uncompiled, in Keras's safe mode.
 
     Args:
         path: the run folder.
         initial: load the weights at step 0 (`INITIAL_WEIGHTS_FILE`) into it instead.
+        reuse: a dict kept between calls: a model it holds with the same
+            config is loaded into and returned again, its weights replaced
+            (`keras_files.load_model`), saving most of the load.
 
     Raises:
         RunNotFoundError: the model or weights file is missing or does not load; the
@@ -406,7 +409,7 @@ def load_model(path: str | Path, initial: bool = False):
 
     model_file = Path(path) / MODEL_FILE
     try:
-        model = keras_files.load_model(model_file)
+        model = keras_files.load_model(model_file, reuse)
     except Exception as error:  # noqa: BLE001 - a damaged file raises many kinds of error
         if not model_file.is_file():
             reason = "missing"
@@ -542,9 +545,9 @@ class Run:
         # Sent to worker processes without the events it may hold.
         return {key: value for key, value in self.__dict__.items() if key != "events"}
 
-    def load_model(self, initial: bool = False):
+    def load_model(self, initial: bool = False, reuse: dict | None = None):
         """See `load_model`."""
-        return load_model(self.path, initial)
+        return load_model(self.path, initial, reuse)
 
     def load_initial_weights(self, model) -> None:
         """See `load_initial_weights`."""

@@ -520,6 +520,21 @@ def test_histograms_match_tensorboard_reference_implementation():
                                [np.linalg.norm(tensor) for tensor in tensors], rtol=1e-5)
 
 
+def test_tensors_of_one_size_bucketed_as_rows_get_the_counts_of_the_segment_path():
+    rng = np.random.default_rng(1)
+    tensors = [rng.normal(size=(64, 32)), rng.uniform(-1e-6, 1e-6, size=(64, 32)),
+               np.full((64, 32), 3.0), rng.exponential(size=(64, 32)) * 1e30,
+               rng.normal(size=(64, 32)), rng.normal(size=(64, 32))]
+    tensors[4][5, 7], tensors[5][0, 0] = np.nan, -np.inf
+    parts = [tf.reshape(tf.constant(tensor, tf.float32), [-1]) for tensor in tensors]
+    assert len(parts) * parts[0].shape[0] >= summaries.ROWS_MIN_ENTRIES
+    rows = summaries._histograms_of_rows(parts, 30).numpy()
+    segments = summaries._histograms_together(parts, 30).numpy()
+    np.testing.assert_array_equal(rows, segments)  # NaN edges equal too
+    mixed = summaries.histograms([*parts, tf.constant([1.0, 2.0]), parts[0][:10]], 30).numpy()
+    np.testing.assert_array_equal(mixed[:len(parts)], rows)
+
+
 def test_histogram_of_a_large_tensor_samples_every_channel_alike():
     # Channel c holds the value c. A stride sharing a factor with the 32 channels (8) would
     # count only some channels; the sampled histogram counts each 1/32 of the entries.

@@ -67,9 +67,9 @@ def subclassed():
 BUILDERS = [our_mlp, convnet, recurrent, two_outputs, subclassed]
 
 
-def trained(build):
+def trained(build, seed=0):
     """A model with every variable away from its initial value, optimizer state included."""
-    keras.utils.set_random_seed(0)
+    keras.utils.set_random_seed(seed)
     model = build()
     shape = (3,) if isinstance(model, Subclassed) else model.inputs[0].shape[1:]
     x = np.random.default_rng(0).normal(size=(8, *shape)).astype(np.float32)
@@ -147,3 +147,24 @@ def test_a_model_with_assets_is_saved_and_loaded_as_keras_does(tmp_path):
     assert archive_contents(tmp_path / "ours.keras") == archive_contents(tmp_path / "keras.keras")
     loaded = keras_files.load_model(tmp_path / "ours.keras")
     assert loaded.layers[0].get_vocabulary() == lookup.get_vocabulary()
+
+
+@pytest.mark.parametrize("build", [our_mlp, convnet], ids=lambda build: build.__name__)
+def test_reuse_loads_an_archive_of_a_known_structure_into_the_model_built_for_it(build, tmp_path):
+    keras.backend.clear_session()  # the same layer names in both
+    first, _ = trained(build)
+    keras_files.save_model(first, tmp_path / "first.keras")
+    keras.backend.clear_session()
+    second, _ = trained(build, seed=1)
+    keras_files.save_model(second, tmp_path / "second.keras")
+    keras_files.save_model(trained(recurrent)[0], tmp_path / "other.keras")
+    assert not same_weights(first, second)
+
+    reuse = {}
+    loaded = keras_files.load_model(tmp_path / "first.keras", reuse)
+    assert same_weights(loaded, first)
+    again = keras_files.load_model(tmp_path / "second.keras", reuse)
+    assert again is loaded  # every weight replaced, the non-trainable ones included
+    assert same_weights(again, keras.saving.load_model(tmp_path / "second.keras", compile=False))
+    other = keras_files.load_model(tmp_path / "other.keras", reuse)
+    assert other is not loaded and len(reuse) == 2

@@ -134,7 +134,7 @@ def analyse_linear_run(run: runs.Run, context) -> LinearRun:
         return LinearRun(run.name, run.config.dataset, training,
                          note=context.data.problems[run.name])
     try:
-        model = run.load_model()
+        model = run.load_model(reuse=context.models)
         probe = run.load_probe()
     except ReproduceError as error:
         warnings.warn(f"leaving run {run.path} out of C3 and C4: {error}", stacklevel=2)
