@@ -160,6 +160,8 @@ def _train(config: RunConfig, strategy, run_dir: Path, dataset, verbose, chief: 
     with _ctrl_c_stops_at_batch_end(stop):
         if config.strategy == "default":
             models.build_state(model, train_data.element_spec)  # else the step is traced twice
+            if reuse_model:
+                model_cache.compile_metric_calls(model)
             history = model.fit(
                 train_data,
                 epochs=config.epochs,
