@@ -16,13 +16,15 @@ From the command line: `reproduce plot logs/article`.
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
+import contextlib
 import dataclasses
 import functools
 import os
 import struct
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -194,22 +196,37 @@ def load_loss_curves(finished: Iterable[runs.Run], weight: float = SMOOTHING,
     Raises:
         RunNotFoundError: no run could be read.
     """
-    by_group: dict[str, list[RunCurves]] = {}
+    return {group.name: group
+            for group in sorted_groups(iter_loss_curves(finished, weight, keep_events))}
+
+
+def sorted_groups(groups: Iterable[GroupCurves]) -> list[GroupCurves]:
+    """`groups` in the order of `config.DATASETS`, then of `config.ACTIVATIONS`."""
+    return sorted(groups, key=lambda group: (DATASETS.index(group.config.dataset),
+                                             ACTIVATIONS.index(group.config.activation),
+                                             group.name))
+
+
+def iter_loss_curves(finished: Iterable[runs.Run], weight: float = SMOOTHING,
+                     keep_events: bool = False) -> Iterator[GroupCurves]:
+    """`load_loss_curves`'s groups, each yielded as soon as its last run is read.
+
+    Raises:
+        RunNotFoundError: no run could be read (once every run was tried).
+    """
     finished = list(finished)
+    unread = collections.Counter(run.group for run in finished)
+    by_group: dict[str, list[RunCurves]] = {}
     for run in finished:
         try:
-            curves = load_run_curves(run, weight, keep_events)
+            by_group.setdefault(run.group, []).append(load_run_curves(run, weight, keep_events))
         except ReproduceError as error:
             warnings.warn(f"skipping run {run.path}: {error}", stacklevel=2)
-            continue
-        by_group.setdefault(run.group, []).append(curves)
+        unread[run.group] -= 1
+        if not unread[run.group] and run.group in by_group:
+            yield _summarise_group(run.group, by_group[run.group], weight)
     if not by_group:
         raise RunNotFoundError(f"none of the {len(finished)} runs could be read")
-    groups = [_summarise_group(name, members, weight) for name, members in by_group.items()]
-    groups.sort(key=lambda group: (DATASETS.index(group.config.dataset),
-                                   ACTIVATIONS.index(group.config.activation),
-                                   group.name))
-    return {group.name: group for group in groups}
 
 
 def _summarise_group(name: str, members: list[RunCurves], weight: float) -> GroupCurves:
@@ -538,8 +555,9 @@ def plot_experiment(experiment_dir: Path, jobs: int | None = None,
     """Writes every figure of an experiment into `<experiment_dir>/figures`.
 
     The figures are drawn in `jobs` worker processes (default: one per core)
-    while this process computes the decision boundaries, which need the
-    saved models.
+    while this process reads the runs' events (a configuration's loss-drop
+    figure is drawn as soon as its runs are read) and computes the decision
+    boundaries, which need the saved models.
 
     Args:
         experiment_dir: a folder of run folders, e.g. `logs/article`.
@@ -561,40 +579,42 @@ def plot_experiment(experiment_dir: Path, jobs: int | None = None,
     keep_events = finished is not None
     if finished is None:
         finished = runs.load_runs(experiment_dir)
-    groups = list(load_loss_curves(finished, SMOOTHING, keep_events).values())
-    by_dataset: dict[str, list[GroupCurves]] = {}
-    for group in groups:
-        by_dataset.setdefault(group.config.dataset, []).append(group)
-    # The overview first: the longest to draw.
-    loss_figures = [(plot_overview, groups, experiment_dir / overview_path())]
-    loss_figures += [(plot_loss_drop, group, experiment_dir / loss_drop_path(group.name))
-                     for group in groups]
-    loss_figures += [(plot_overlay, members, figures_dir / OVERLAY_FILE.format(dataset=dataset))
-                     for dataset, members in by_dataset.items()]
-
-    def boundary_figures():  # each computed here (the models need TensorFlow) when asked for
+    jobs = jobs or os.cpu_count() or 1
+    with contextlib.ExitStack() as stack:
+        if jobs == 1:
+            submit = _draw_here
+        else:
+            submit = stack.enter_context(concurrent.futures.ProcessPoolExecutor(
+                jobs, mp_context=workers.context(workers.FIGURE_IMPORTS),
+                initializer=workers.follow, initargs=workers.state())).submit
+        loss_drops = {}  # each configuration's figure drawn while the next ones' runs are read
+        for group in iter_loss_curves(finished, SMOOTHING, keep_events):
+            loss_drops[group.name] = (group, submit(plot_loss_drop, group,
+                                                    experiment_dir / loss_drop_path(group.name)))
+        groups = sorted_groups(group for group, _ in loss_drops.values())
+        by_dataset: dict[str, list[GroupCurves]] = {}
+        for group in groups:
+            by_dataset.setdefault(group.config.dataset, []).append(group)
+        futures = [submit(plot_overview, groups, experiment_dir / overview_path()),
+                   *(loss_drops[group.name][1] for group in groups)]
+        futures += [submit(plot_overlay, members,
+                           figures_dir / OVERLAY_FILE.format(dataset=dataset))
+                    for dataset, members in by_dataset.items()]
         models = {}  # one model per structure, reloaded for each panel
         for dataset, members in by_dataset.items():
-            if dataset in TWO_D_DATASETS:
-                panels = [boundary_panel(group, models) for group in members]
-                yield (functools.partial(plot_decision_boundaries, panels, dataset),
-                       figures_dir / BOUNDARY_FILE.format(dataset=dataset))
-
-    jobs = jobs or os.cpu_count() or 1
-    if jobs == 1:
-        written = [plot(data, path) for plot, data, path in loss_figures]
-        written += [plot(path) for plot, path in boundary_figures()]
+            if dataset in TWO_D_DATASETS:  # the panels are computed here: TensorFlow
+                futures.append(submit(plot_decision_boundaries,
+                                      [boundary_panel(group, models) for group in members],
+                                      dataset, figures_dir / BOUNDARY_FILE.format(dataset=dataset)))
         if meanwhile:
             meanwhile()
-    else:
-        with concurrent.futures.ProcessPoolExecutor(
-                jobs, mp_context=workers.context(workers.FIGURE_IMPORTS),
-                initializer=workers.follow,
-                initargs=workers.state()) as pool:
-            futures = [pool.submit(plot, data, path) for plot, data, path in loss_figures]
-            futures += [pool.submit(plot, path) for plot, path in boundary_figures()]
-            if meanwhile:
-                meanwhile()
-            written = [future.result() for future in futures]
+        written = [future.result() for future in futures]
     write_image_summaries(written, figures_dir)
     return written
+
+
+def _draw_here(plot, *args) -> concurrent.futures.Future:
+    """Draws in this process; the figure's path as a done future, as a pool would give it."""
+    future = concurrent.futures.Future()
+    future.set_result(plot(*args))
+    return future
