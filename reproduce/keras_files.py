@@ -42,7 +42,7 @@ class _Unrecordable(Exception):
 
 # model -> (its objects' ids when recorded, walk); a walk: [(path, metadata, route, class)]
 _model_walks: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-_config_walks: dict[str, list] = {}  # a .keras file's config.json -> walk
+_structure_walks: dict[bytes, list] = {}  # a .keras file's config.json (`_structure`) -> walk
 
 
 def save_weights(model, path: str | Path) -> None:
@@ -95,21 +95,21 @@ def load_model(path: str | Path, reuse: dict | None = None):
                                        saving_lib._METADATA_FILENAME, saving_lib._VARS_FNAME_H5}:
             return keras.saving.load_model(path, compile=False, safe_mode=True)  # assets
         config_json = saving_lib._safe_zip_read(archive, saving_lib._CONFIG_FILENAME)
-        structure = _structure(config_json) if reuse is not None else None
+        structure = _structure(config_json)
         model = None if reuse is None else reuse.get(structure)
         if model is None:
             model = saving_lib._model_from_config(config_json, custom_objects=None,
                                                   compile=False, safe_mode=True)
             if reuse is not None:
                 reuse[structure] = model
+            if structure in _structure_walks:  # a model of this structure was walked already
+                _model_walks[model] = (_objects(model), _structure_walks[structure])
         saving_lib._reject_zip_bomb(archive, saving_lib._VARS_FNAME_H5)
         weights = io.BytesIO(archive.read(saving_lib._VARS_FNAME_H5))
-    if config_json in _config_walks:  # a model of this structure was walked already
-        _model_walks[model] = (_objects(model), _config_walks[config_json])
     saveables = _saveables(model)
     if saveables is None:
         return keras.saving.load_model(path, compile=False, safe_mode=True)
-    _config_walks[config_json] = _model_walks[model][1]
+    _structure_walks[structure] = _model_walks[model][1]
     store = saving_lib.H5IOStore(weights, mode="r")
     try:
         _load(saveables, store)
