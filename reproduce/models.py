@@ -12,6 +12,7 @@ import math
 import keras
 import numpy as np
 
+from reproduce import adam_step
 from reproduce.config import OUTPUT_UNITS, RunConfig
 from reproduce.network import (  # noqa: F401
     OUTPUT_NAME, REGRESSION, activation_name, dense_name, loss_name)
@@ -101,7 +102,10 @@ def kernel_initializers(config: RunConfig, input_dim: int) -> dict:
 
 def compile_model(model: keras.Model, config: RunConfig, n_classes: int) -> keras.Model:
     """Compiles with the config's optimizer, the matching loss, accuracy (of classifiers) and
-    execution settings."""
+    execution settings.
+
+    Adam computes its step size once per step (`adam_step`): the same values, fewer ops.
+    """
     model.compile(
         optimizer=make_optimizer(config),
         loss=loss_name(n_classes),
@@ -109,6 +113,7 @@ def compile_model(model: keras.Model, config: RunConfig, n_classes: int) -> kera
         steps_per_execution=config.steps_per_execution,
         jit_compile=config.jit_compile,
     )
+    adam_step.share_step_scalars(model.optimizer)
     return model
 
 
