@@ -261,11 +261,11 @@ def run_all(sweep: Sweep, logdir, jobs: int | None = None, verbose: int = 0,
 def default_jobs() -> int:
     """Worker processes of a sweep by default: one per core, plus one.
 
-    When every core is busy, a worker is blocked, off the CPU, about a
-    quarter of its time (two workers side by side: ~1.5 s of wall time for
-    ~1.1 s of CPU per run; alone, none), somewhere in TensorFlow's runtime,
-    so one worker per core leaves the cores idle that long. With one more, the
-    article sweep takes 14-20% less time on 2 cores (with two more, no less).
+    When every core is busy, a worker is still blocked, off the CPU, part of
+    its time (two workers side by side: ~0.92 s of wall time for ~0.86 s of
+    CPU per run, the cores ~85% busy), so one worker per core leaves them
+    idle that long. With one more, the article sweep takes 8-10% less time on
+    2 cores (with two more, no less).
     """
     return (os.cpu_count() or 1) + 1
 
