@@ -31,7 +31,6 @@ def share_step_scalars(optimizer) -> bool:
     scalars = {}  # by dtype, during one update
 
     def backend_update_step(grads, trainable_variables, learning_rate):
-        scalars.clear()
         try:
             return keras_backend_update_step(grads, trainable_variables, learning_rate)
         finally:

@@ -139,11 +139,11 @@ def make_pipelines(dataset: Dataset, batch_size: int, seed: int, passes_per_epoc
     training split (a full-batch run then takes that many steps per epoch).
 
     tf.data's autotuning is off. It starts a model thread for each iterator,
-    `fit` and the validation make a new iterator every epoch, and ending one
-    waited, off the CPU, for that thread's next timed wake-up: a process
-    alone on one core was idle 37% of its time (`perf sched`), and a sweep
-    kept its cores ~85% busy. The batches are the same; prefetching is
-    tuned by the prefetch op itself.
+    `fit` and the validation make a new iterator every epoch, and at times
+    ending one waited, off the CPU, for that thread's next timed wake-up: a
+    process alone on one core was then idle 37% of its time (`perf sched`),
+    and a sweep kept its cores ~85% busy. The batches are the same;
+    prefetching is tuned by the prefetch op itself.
     """
     import tensorflow as tf
 
