@@ -5,6 +5,8 @@ They import nothing from `reproduce`, so they work on any Keras model:
 - `BatchLossLogger`: the true loss of every batch (`batch_loss`),
 - `EpochLogger`: the epoch scalars of Keras's `TensorBoard` callback, faster,
 - `GradientLogger`: per-variable gradients and norms on a probe batch,
+- `AppliedGradientLogger`: the gradients the optimizers apply, from inside
+  any train step (custom ones, GANs with several optimizers),
 - `WeightLogger`: per-variable weights, norms and relative updates,
 - `ActivationLogger`: per-layer z, f(z), f'(z), dLoss/df(z), dead and
   saturated fractions on a probe batch,
@@ -20,6 +22,7 @@ import importlib
 
 _MODULES = {
     "ActivationLogger": "callbacks.activation_logger",
+    "AppliedGradientLogger": "callbacks.applied_gradient_logger",
     "BatchLossLogger": "callbacks.batch_loss_logger",
     "EpochLogger": "callbacks.epoch_logger",
     "GradientLogger": "callbacks.gradient_logger",

@@ -25,7 +25,8 @@ class ActivationLogger(ProbeLogger):
     `Conv1D/2D/3D`, `Conv*Transpose`, `SeparableConv*`, `DepthwiseConv*`,
     `EinsumDense` and any layer written the same way. Layers are found in
     nested models too; a layer is hidden when its f(z) is not one of the
-    model's outputs. For each such layer, with `<act>` its name (after the
+    model's outputs (with a `loss_fn`, which calls the model itself, every
+    layer called once is logged, output layers included). For each such layer, with `<act>` its name (after the
     names of the models holding it, e.g. `encoder/conv1d`), into
     `<log_dir>/train`:
 

@@ -8,7 +8,7 @@ import os
 import keras
 import tensorflow as tf
 
-from callbacks import losses, tags
+from callbacks import backend, losses, tags
 from callbacks.event_writer import EventWriter
 
 
@@ -44,6 +44,7 @@ class BatchLossLogger(keras.callbacks.Callback):
 
     Raises:
         ValueError: `log_dir` is empty.
+        RuntimeError: Keras runs on another backend than TensorFlow.
 
     Example:
 
@@ -57,6 +58,7 @@ class BatchLossLogger(keras.callbacks.Callback):
 
     def __init__(self, log_dir, keep_capture=False):
         super().__init__()
+        backend.require_tensorflow(type(self).__name__)
         if not log_dir:
             raise ValueError(f"log_dir must be a folder path, received: {log_dir!r}")
         self.log_dir = os.fspath(log_dir)

@@ -6,6 +6,7 @@ import os
 
 import keras
 
+from callbacks import backend
 from callbacks.event_writer import EventWriter
 
 
@@ -29,10 +30,12 @@ class EpochLogger(keras.callbacks.Callback):
 
     Raises:
         ValueError: `log_dir` is empty.
+        RuntimeError: Keras runs on another backend than TensorFlow.
     """
 
     def __init__(self, log_dir):
         super().__init__()
+        backend.require_tensorflow(type(self).__name__)
         if not log_dir:
             raise ValueError("`log_dir` must name a folder, received an empty value")
         self.log_dir = os.fspath(log_dir)

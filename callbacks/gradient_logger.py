@@ -23,7 +23,9 @@ class GradientLogger(ProbeLogger):
     the compiled losses with their weights plus `model.losses`
     (regularisation), in inference mode (Dropout off, BatchNorm on its moving
     statistics), so the values are comparable across steps and across
-    models. A variable the loss does not depend on has a zero gradient. Logs
+    models; or, for a custom training loop, `loss_fn(model, x, y)`. For the
+    gradients the optimizer applies at each step, inside the train step,
+    see `AppliedGradientLogger`. A variable the loss does not depend on has a zero gradient. Logs
     happen at step 0, every `every_n_steps` optimizer steps and at the end of
     training; the value at step k describes the weights after k updates.
 

@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from callbacks import losses, tags
+from callbacks import backend, losses, tags
 from callbacks.event_writer import EventWriter
 
 
@@ -43,6 +43,7 @@ class ModeStrengthLogger(keras.callbacks.Callback):
             received); at `fit`, the model has a layer with weights that is
             not `Dense`, or its kernels do not chain from len(v) inputs to
             len(u) outputs.
+        RuntimeError: Keras runs on another backend than TensorFlow.
 
     Example:
 
@@ -55,6 +56,7 @@ class ModeStrengthLogger(keras.callbacks.Callback):
 
     def __init__(self, log_dir, u, v, names=None):
         super().__init__()
+        backend.require_tensorflow(type(self).__name__)
         if not log_dir:
             raise ValueError(f"`log_dir` must be a folder path, received: {log_dir!r}")
         self.u, self.v = (_directions(name, value) for name, value in (("u", u), ("v", v)))

@@ -19,7 +19,7 @@ import contextlib
 import numpy as np
 import tensorflow as tf
 
-from callbacks import activation_layers, losses
+from callbacks import activation_layers, losses, schedule
 
 _OPEN_GROUPS = "_probe_logger_open_groups"  # on a model: groups whose first log is to come
 _TRACED = "_probe_logger_functions"  # on a model: group key -> (function, tags, objects)
@@ -29,9 +29,10 @@ class SharedPass:
     """One forward and one backward pass of the probe, inside the traced function.
 
     Attributes (each set when asked for through `NEEDS`):
-        y_pred: the model's predictions, in inference mode.
+        y_pred: the model's predictions, in inference mode; None with a
+            `loss_fn`, which calls the model itself.
         loss: the loss `fit` minimises, on the probe, unscaled from any
-            distribution strategy.
+            distribution strategy; or `loss_fn(model, x, y)`.
         variable_gradients: dLoss/dW of each trainable variable, dense.
         activation_gradients: dLoss/df(z) of each tap called once, by tap.
     """
@@ -40,7 +41,7 @@ class SharedPass:
     ACTIVATION_GRADIENTS = "activation_gradients"
     NEEDS = (VARIABLE_GRADIENTS, ACTIVATION_GRADIENTS)
 
-    def __init__(self, model, probe, needs: set, taps=()):
+    def __init__(self, model, probe, needs: set, taps=(), loss_fn=None):
         self.y_pred = self.loss = None
         self.variable_gradients, self.activation_gradients = [], {}
         if not needs:
@@ -49,9 +50,13 @@ class SharedPass:
         variables = list(model.trainable_variables)
         with tf.GradientTape() as tape:
             with activation_layers.tapped(taps):
-                self.y_pred = call_model(model, x)
-            self.loss = losses.unscaled(losses.compute_loss(
-                model.compute_loss, x, y, self.y_pred, sample_weight, training=False))
+                if loss_fn is not None:
+                    self.loss = self.user_loss(loss_fn, model, x, y, sample_weight)
+                else:
+                    self.y_pred = call_model(model, x)
+            if loss_fn is None:
+                self.loss = losses.unscaled(losses.compute_loss(
+                    model.compute_loss, x, y, self.y_pred, sample_weight, training=False))
         tapped = [tap for tap in taps if len(tap.calls) == 1 and not tap.in_subgraph]
         sources = variables if self.VARIABLE_GRADIENTS in needs else []
         if self.ACTIVATION_GRADIENTS in needs:
@@ -65,6 +70,20 @@ class SharedPass:
         if self.ACTIVATION_GRADIENTS in needs:
             self.activation_gradients = dict(zip(tapped, gradients))
 
+    @staticmethod
+    def user_loss(loss_fn, model, x, y, sample_weight):
+        """`loss_fn(model, x, y)` (with `sample_weight=` when there are any), as float32.
+
+        Raises:
+            ValueError: it did not return a scalar.
+        """
+        weights = {} if sample_weight is None else {"sample_weight": sample_weight}
+        loss = tf.convert_to_tensor(loss_fn(model, x, y, **weights))
+        if loss.shape.rank != 0:
+            raise ValueError(f"`loss_fn` must return a scalar loss, returned a tensor of shape "
+                             f"{tuple(loss.shape)}")
+        return tf.cast(loss, tf.float32)
+
 
 class ProbeGroup:
     """Probe loggers of one `fit` logged together; see the module's docstring."""
@@ -76,6 +95,8 @@ class ProbeGroup:
         self.every = leader._every
         self.tensors = leader._tensors
         self.probe = leader.probe
+        self.loss_fn = leader.loss_fn if leader._uses_loss else None
+        self.clock = schedule.StepClock(leader.model, leader.params)
         self.started = False
         self._function = None
         self._next_step = None
@@ -89,6 +110,8 @@ class ProbeGroup:
         return (not self.started and logger.model is self.model and logger.params is self.params
                 and logger._every == self.every
                 and all(type(member) is not type(logger) for member in self.members)
+                and all(member.loss_fn is logger.loss_fn for member in self.members
+                        if member._uses_loss and logger._uses_loss)
                 and _same_probe(logger.probe, self.probe))
 
     def start(self) -> None:
@@ -104,7 +127,7 @@ class ProbeGroup:
                 member._prepare(self.model)
             # The model's metrics are left as they are (see `_frozen_metrics`).
             with _frozen_metrics(self.model):
-                function = tf.function(_GroupComputation(self.model, self.members),
+                function = tf.function(_GroupComputation(self.model, self.members, self.loss_fn),
                                        autograph=False).get_concrete_function(self.tensors)
             tags = [member._tags() for member in self.members]
             # The entry holds what the keys name by id, so that no id is reused while it lives.
@@ -114,7 +137,8 @@ class ProbeGroup:
             member._scalar_tags, member._histogram_tags = scalar_tags, histogram_tags
         self._log(self._current_step())
 
-    def log_if_due(self) -> None:
+    def log_if_due(self, batch: int) -> None:
+        self.clock.batch_ended(batch)
         step = self._current_step()
         if step >= self._next_step:
             self._log(step)
@@ -128,7 +152,7 @@ class ProbeGroup:
             self._log(step)
 
     def _current_step(self) -> int:
-        return int(self.model.optimizer.iterations.numpy())
+        return self.clock.now()
 
     def _log(self, step: int) -> None:
         outputs = self._function(self.tensors)
@@ -141,14 +165,15 @@ class ProbeGroup:
 class _GroupComputation:
     """The traced body: the shared pass, then each logger's values."""
 
-    def __init__(self, model, members):
+    def __init__(self, model, members, loss_fn):
         self.model = model
         self.members = members
+        self.loss_fn = loss_fn
 
     def __call__(self, probe):
         needs = set().union(*(member._pass_needs() for member in self.members))
         taps = [tap for member in self.members for tap in getattr(member, "_taps", ())]
-        shared = SharedPass(self.model, probe, needs, taps)
+        shared = SharedPass(self.model, probe, needs, taps, self.loss_fn)
         outputs = [member._compute(probe, shared) for member in self.members]
         for tap in taps:
             tap.calls = []  # the graph's tensors are not kept past the trace
@@ -165,6 +190,8 @@ def join_group(logger) -> ProbeGroup:
     for group in open_groups:
         if group.accepts(logger):
             group.members.append(logger)
+            if logger._uses_loss:
+                group.loss_fn = logger.loss_fn
             return group
     group = ProbeGroup(logger)
     if logger.params is not None:

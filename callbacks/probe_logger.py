@@ -15,27 +15,19 @@ of tracing it again.
 
 from __future__ import annotations
 
-import math
+import inspect
 import os
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from callbacks import losses
+from callbacks import backend, losses, schedule
 from callbacks.event_writer import EventWriter
 from callbacks.probe_group import SharedPass, call_model, identified_objects, join_group
 from callbacks.probe import DEFAULT_PROBE_SIZE, Probe, flatten, map_structure, read_probe
 
-DEFAULT_BUCKETS = 30  # TensorBoard's own default
-LOGS_PER_RUN = 20  # target of the automatic frequency, besides step 0 and the end
-
-
-def _check_positive_int(name, value, allow_none=False):
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"`{name}` must be a positive integer, received: {name}={value!r}")
+DEFAULT_BUCKETS = schedule.DEFAULT_BUCKETS
 
 
 class ProbeLogger(keras.callbacks.Callback):
@@ -67,11 +59,21 @@ class ProbeLogger(keras.callbacks.Callback):
         histogram_buckets: buckets per histogram summary.
         probe_size: largest probe batch kept from `probe`.
         seed: chooses the probe examples kept from arrays.
+        loss_fn: for the loggers that use the loss, `loss_fn(model, x, y)`
+            returning the scalar loss of the probe batch `x, y` (tensors, as
+            the probe holds them), used instead of `model.compute_loss`; it
+            may call the model or its parts as it likes (an encoder and a
+            decoder), and is traced once, like the rest of the log. With a
+            probe holding sample weights it must accept a `sample_weight`
+            keyword.
 
     Raises:
         ValueError: an argument is invalid (the message names the value
             received); at `fit`, the probe's examples do not have the shape
-            the model's inputs expect.
+            the model's inputs expect, or the loss is needed and the model
+            has a custom `train_step`, no compiled loss and no
+            `compute_loss` of its own, and no `loss_fn` was given.
+        RuntimeError: Keras runs on another backend than TensorFlow.
     """
 
     _uses_loss = True  # whether `_compute` evaluates the loss on the probe
@@ -84,17 +86,30 @@ class ProbeLogger(keras.callbacks.Callback):
         histogram_buckets=DEFAULT_BUCKETS,
         probe_size=DEFAULT_PROBE_SIZE,
         seed=0,
+        loss_fn=None,
     ):
         super().__init__()
+        backend.require_tensorflow(type(self).__name__)
         if not log_dir:
             raise ValueError(f"`log_dir` must be a folder path, received: {log_dir!r}")
-        _check_positive_int("every_n_steps", every_n_steps, allow_none=True)
-        _check_positive_int("histogram_buckets", histogram_buckets)
-        _check_positive_int("probe_size", probe_size)
+        schedule.check_positive_int("every_n_steps", every_n_steps, allow_none=True)
+        schedule.check_positive_int("histogram_buckets", histogram_buckets)
+        schedule.check_positive_int("probe_size", probe_size)
+        if loss_fn is not None and not callable(loss_fn):
+            raise ValueError("`loss_fn` must be a function loss_fn(model, x, y) -> scalar loss, "
+                             f"received: {loss_fn!r}")
         self.log_dir = os.fspath(log_dir)
         self.every_n_steps = every_n_steps
         self.histogram_buckets = int(histogram_buckets)
         self.probe = read_probe(probe, probe_size, seed)
+        self.loss_fn = loss_fn
+        if loss_fn is not None and not self._uses_loss:
+            raise ValueError(f"{type(self).__name__} does not use the loss; it takes no "
+                             f"`loss_fn`, received: {_name(loss_fn)}")
+        if loss_fn is not None and self.probe.sample_weight is not None and not _takes_keyword(
+                loss_fn, "sample_weight"):
+            raise ValueError("the probe holds sample weights, so `loss_fn` must accept a "
+                             f"`sample_weight` keyword; received {_name(loss_fn)}, which does not")
         self._writer = None
         self._tensors = None
         self._every = None
@@ -124,18 +139,24 @@ class ProbeLogger(keras.callbacks.Callback):
                     f"`probe` {name} has example shape {shape} but {model.name} expects "
                     f"{expected}")
 
-    def _resolve_every(self) -> int:
-        if self.every_n_steps is not None:
-            return self.every_n_steps
-        total = (self.params.get("epochs") or 1) * (self.params.get("steps") or 0)
-        if not total:
-            return 100
-        return max(1, math.ceil(total / LOGS_PER_RUN))
+    def _check_loss_known(self, model):
+        """Raises unless the loss of the probe is known: compiled, `compute_loss`, or `loss_fn`."""
+        if not self._uses_loss or self.loss_fn is not None:
+            return
+        if (getattr(model, "loss", None) is not None or not schedule.has_own_train_step(model)
+                or type(model).compute_loss is not keras.Model.compute_loss):
+            return  # the loss Keras's step minimises, or the model's own `compute_loss`
+        raise ValueError(
+            f"{type(self).__name__}: {model.name} has no compiled loss and a train_step of its "
+            "own, so the loss it minimises is unknown. Pass loss_fn=lambda model, x, y: ... "
+            f"(the scalar loss of a batch) to {type(self).__name__}, or compile the model with "
+            "a loss (model.compile(loss=...)) that its train_step minimises")
 
     def on_train_begin(self, logs=None):
         model = self.model
+        self._check_loss_known(model)
         self._check_probe_fits(model)
-        self._every = self._resolve_every()
+        self._every = schedule.resolve_every(self.every_n_steps, self.params)
         self._tensors = _to_tensors(self.probe)
         self._build(model)
         self._group = join_group(self)
@@ -146,9 +167,13 @@ class ProbeLogger(keras.callbacks.Callback):
         if self._group.leader is self and not self._group.started:
             self._group.start()
 
+    def on_epoch_begin(self, epoch, logs=None):
+        if self._group.leader is self:
+            self._group.clock.epoch_began()
+
     def on_train_batch_end(self, batch, logs=None):
         if self._group.leader is self:
-            self._group.log_if_due()
+            self._group.log_if_due(batch)
 
     def on_train_end(self, logs=None):
         if self._group.leader is self:  # the first of the group's loggers to end
@@ -176,16 +201,25 @@ class ProbeLogger(keras.callbacks.Callback):
         the one update this pass makes to them is reset by `fit` before the
         first epoch.
         """
-        compiled_loss = getattr(model, "_compile_loss", None)
-        if model.built and (not self._uses_loss or getattr(compiled_loss, "built", False)):
+        if not self._uses_loss or self.loss_fn is not None:
+            # A model without a `call` of its own (a GAN) is built through its parts.
+            if not (model.built or model.weights):
+                x, y, sample_weight = self._one_example()
+                with model.distribute_strategy.scope():
+                    if self.loss_fn is not None:
+                        SharedPass.user_loss(self.loss_fn, model, x, y, sample_weight)
+                    else:
+                        call_model(model, x)
+            return
+        if model.built and getattr(getattr(model, "_compile_loss", None), "built", False):
             return  # built by an earlier fit, or by another logger's pass
-        x, y, sample_weight = (map_structure(lambda tensor: tensor[:1], part)
-                               for part in self._tensors)
+        x, y, sample_weight = self._one_example()
         with model.distribute_strategy.scope():
             y_pred = call_model(model, x)
-            if self._uses_loss:
-                losses.compute_loss(model.compute_loss, x, y, y_pred, sample_weight,
-                                    training=False)
+            losses.compute_loss(model.compute_loss, x, y, y_pred, sample_weight, training=False)
+
+    def _one_example(self):
+        return tuple(map_structure(lambda tensor: tensor[:1], part) for part in self._tensors)
 
     def _trace_key(self, model) -> tuple:
         """What the traced function depends on besides the model: a new key traces anew.
@@ -196,7 +230,7 @@ class ProbeLogger(keras.callbacks.Callback):
         probe_spec = tf.nest.map_structure(
             lambda tensor: None if tensor is None else (tuple(tensor.shape), tensor.dtype.name),
             self._tensors)
-        return (type(self), self.histogram_buckets, repr(probe_spec),
+        return (type(self), self.histogram_buckets, repr(probe_spec), id(self.loss_fn),
                 tuple(id(each) for each in identified_objects(model)))
 
     def _prepare(self, model) -> None:
@@ -223,6 +257,19 @@ class ProbeLogger(keras.callbacks.Callback):
         each); the order matches `_tags()`.
         """
         raise NotImplementedError
+
+
+def _takes_keyword(function, name: str) -> bool:
+    try:
+        parameters = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):  # a builtin without a signature: let the call tell
+        return True
+    return any(parameter.name == name or parameter.kind is parameter.VAR_KEYWORD
+               for parameter in parameters)
+
+
+def _name(function) -> str:
+    return getattr(function, "__qualname__", None) or type(function).__name__
 
 
 def _to_tensors(probe: Probe):

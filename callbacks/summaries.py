@@ -99,6 +99,38 @@ def histograms(tensors, bucket_count: int):
     return tf.stack([rows[index] for index in range(len(parts))])
 
 
+def histograms_each(tensors, bucket_count: int):
+    """`histograms`, one tensor at a time, with only ops XLA compiles.
+
+    For summaries computed inside a train step that may be XLA-compiled
+    (`jit_compile=True`), where segment reductions and TensorFlow's
+    fixed-width histogram kernel do not compile. The same buckets as
+    `histograms`: a tensor of more than `SAMPLE_SIZE` entries keeps its
+    exact range and counts the same lattice sample, scaled.
+    """
+    rows = []
+    for tensor in tensors:
+        tensor = tf.convert_to_tensor(tensor)
+        part = _flat_float32(tensor)
+        low, high = tf.reduce_min(part)[None], tf.reduce_max(part)[None]
+        finite = tf.reduce_all(tf.math.is_finite(part))[None]
+        stride = _sample_stride(tensor.shape)
+        sample = part if stride == 1 else part[::stride]
+        slope, intercept = _bucket_scale(low, high, finite, bucket_count)
+        counts = _bucket_counts(sample * slope + intercept, 0, 1, bucket_count)
+        if stride > 1:
+            size = part.shape.num_elements()
+            counts = counts * size / (-(-size // stride))
+        rows.append(_with_edges(counts, low, high, finite)[0])
+    return tf.stack(rows)
+
+
+def norms_each(tensors):
+    """The L2 norm of each tensor, shape (len(tensors),), with only ops XLA compiles."""
+    return tf.stack([tf.sqrt(tf.reduce_sum(tf.square(_flat_float32(tensor))))
+                     for tensor in tensors])
+
+
 def _histograms_together(parts, bucket_count):
     flat = Flat(tf.concat(parts, 0) if len(parts) > 1 else parts[0], _segment_ids(parts),
                 len(parts))

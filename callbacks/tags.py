@@ -6,6 +6,7 @@ EPOCH_ACCURACY = "epoch_accuracy"
 
 GRADIENTS = "gradients"
 GRADIENT_NORM = "gradient_norm"
+GLOBAL = "global"  # the key of a norm over all variables
 GLOBAL_GRADIENT_NORM = "gradient_norm/global"
 WEIGHTS = "weights"
 WEIGHT_NORM = "weight_norm"
@@ -36,6 +37,13 @@ def unique(keys) -> list[str]:
         seen[key] = seen.get(key, 0) + 1
         result.append(key if seen[key] == 1 else f"{key}_{seen[key]}")
     return result
+
+
+def scoped(scope: str, key: str) -> str:
+    """`<scope>/<key>`: an optimizer's name before a key, once (`key` if it starts with it)."""
+    if not scope or key.startswith(scope + "/"):
+        return key
+    return f"{scope}/{key}"
 
 
 def tag(kind: str, key: str) -> str:

@@ -1,0 +1,61 @@
+"""AppliedGradientLogger under a MirroredStrategy over two logical CPUs; prints JSON.
+
+Run by tests/test_custom_training_loops.py in a process of its own: the
+logical devices must be set before TensorFlow starts. For float32 and
+mixed_float16 (a LossScaleOptimizer), prints the logged global norms, the
+norms `RecordingAdam` recorded of the gradients summed over the replicas,
+and the logged steps.
+"""
+
+import json
+import os
+import sys
+import tempfile
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+
+from callbacks import AppliedGradientLogger, tags  # noqa: E402
+from recording_optimizer import RecordingAdam  # noqa: E402
+from reproduce import events  # noqa: E402
+
+
+def run(policy: str, log_dir: str) -> dict:
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(0)
+    keras.mixed_precision.set_global_policy(policy)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(48, 3)).astype("float32")
+    y = (x[:, :1] > 0).astype("float32")
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    with strategy.scope():
+        recording = RecordingAdam(4)
+        optimizer = (keras.optimizers.LossScaleOptimizer(recording)
+                     if policy == "mixed_float16" else recording)
+        model = keras.Sequential([
+            keras.Input((3,)), keras.layers.Dense(8, activation="relu"),
+            keras.layers.Dense(1, activation="sigmoid", dtype="float32")])
+        model.compile(optimizer, "binary_crossentropy")
+    model.fit(x, y, batch_size=16, epochs=2, verbose=0, shuffle=False,
+              callbacks=[AppliedGradientLogger(log_dir, every_n_steps=2)])
+    logged = events.read_events(os.path.join(log_dir, "train")).scalars[tags.GLOBAL_GRADIENT_NORM]
+    return {"replicas": strategy.num_replicas_in_sync, "steps": logged.steps.tolist(),
+            "logged": logged.values.tolist(),
+            "recorded": recording.norms_at(logged.steps)[:, -1].tolist()}
+
+
+def main():
+    with tempfile.TemporaryDirectory() as root:
+        cases = {policy: run(policy, os.path.join(root, policy))
+                 for policy in ("float32", "mixed_float16")}
+    print(json.dumps(cases))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
