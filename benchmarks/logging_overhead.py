@@ -6,12 +6,15 @@ process, at the same steps_per_execution:
 - `mlp`: the article's default configuration (moons, depth 4, width 32):
   plain `fit`; `fit` with Keras's TensorBoard(histogram_freq=1); with our
   three probe loggers at their default frequency; the same plus
-  `BatchLossLogger`; and a raw `tf.function` loop (one compiled step per
-  batch).
+  `BatchLossLogger`; `GradientLogger` alone (probe gradients) and
+  `AppliedGradientLogger` alone (the applied gradients, from inside the
+  train step), both at their default frequency; and a raw `tf.function`
+  loop (one compiled step per batch).
 - `convnet`: the keras-io "Simple MNIST convnet" on digits, trained as
   `examples/convnet_digits.py` trains it: plain `fit`; with Keras's
   TensorBoard(histogram_freq=1); with our four callbacks at their default
-  frequency (`make_loggers`).
+  frequency (`make_loggers`); `GradientLogger` alone and
+  `AppliedGradientLogger` alone, at their default frequency.
 - `convnet_mnist`: the same three, on keras-io's model as published
   (28x28 inputs) and at its scale: MNIST's 60,000 training images if
   mnist.npz is cached, otherwise a stand-in of the same shapes (the digits
@@ -72,6 +75,10 @@ def make_callbacks(variant: str, log_dir: str, probe) -> list:
         return [keras.callbacks.TensorBoard(log_dir, histogram_freq=1, write_graph=False)]
     if variant == "our_four_loggers":
         return our_callbacks.make_loggers(log_dir, probe)
+    if variant == "our_probe_gradients":
+        return [our_callbacks.GradientLogger(log_dir, probe=probe)]
+    if variant == "our_applied_gradients":
+        return [our_callbacks.AppliedGradientLogger(log_dir)]
     loggers = [cls(log_dir, probe=probe) for cls in (
         our_callbacks.GradientLogger, our_callbacks.WeightLogger, our_callbacks.ActivationLogger)]
     if variant == "our_three_loggers":
@@ -179,8 +186,10 @@ def load_mnist_shaped():
 
 
 MLP_VARIANTS = ("plain_fit", "keras_tensorboard_histograms", "our_three_loggers",
-                "our_loggers_and_batch_loss", "raw_tf_function_loop")
-CONVNET_VARIANTS = ("plain_fit", "keras_tensorboard_histograms", "our_four_loggers")
+                "our_loggers_and_batch_loss", "our_probe_gradients", "our_applied_gradients",
+                "raw_tf_function_loop")
+CONVNET_VARIANTS = ("plain_fit", "keras_tensorboard_histograms", "our_four_loggers",
+                    "our_probe_gradients", "our_applied_gradients")
 
 
 def measure(fit, variants, repeats, root, name):
@@ -219,6 +228,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workloads", nargs="+", choices=("mlp", "convnet", "convnet_mnist"),
                         default=["mlp", "convnet"])
+    parser.add_argument("--variants", nargs="+", default=None,
+                        help="only these variants (plain_fit is always measured)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=30, help="MLP epochs")
     parser.add_argument("--dataset", default="moons", help="MLP dataset")
@@ -230,6 +241,11 @@ def main():
     parser.add_argument("--mnist-epochs", type=int, default=2,
                         help="epochs of convnet_mnist (keras-io trains 15)")
     args = parser.parse_args()
+    mlp_variants, convnet_variants = (
+        variants if args.variants is None else
+        ("plain_fit", *[variant for variant in variants if variant in args.variants
+                        and variant != "plain_fit"])
+        for variants in (MLP_VARIANTS, CONVNET_VARIANTS))
     results = []
     with tempfile.TemporaryDirectory() as root:
         if "mlp" in args.workloads:
@@ -242,7 +258,7 @@ def main():
                      f"{config.steps_per_execution}, {args.repeats} repeats, interleaved")
             results.append((title, *measure(
                 lambda variant, log_dir: mlp_fit(config, data, variant, log_dir),
-                MLP_VARIANTS, args.repeats, root, "mlp")))
+                mlp_variants, args.repeats, root, "mlp")))
         convnets = {
             "convnet": lambda: (*convnet_digits.load_data(), "digits", convnet_digits.build_model,
                                 args.convnet_epochs),
@@ -258,7 +274,7 @@ def main():
                 lambda variant, log_dir: convnet_fit(
                     build_model, epochs, args.convnet_steps_per_execution, (x, y), variant,
                     log_dir),
-                CONVNET_VARIANTS, args.repeats, root, name)))
+                convnet_variants, args.repeats, root, name)))
     for title, per_epoch, per_fit in results:
         print_ratios(title, per_epoch, per_fit)
 

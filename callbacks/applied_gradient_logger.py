@@ -11,6 +11,8 @@ from callbacks import backend, schedule, tags
 from callbacks.event_writer import EventWriter
 from callbacks.gradient_capture import OptimizerCapture, applying_optimizer
 
+DRAIN_SLACK = 8  # spare slots of the ring of kept calls
+
 
 class AppliedGradientLogger(keras.callbacks.Callback):
     """Logs the gradients each optimizer applies, with the tags of `GradientLogger`.
@@ -82,38 +84,33 @@ class AppliedGradientLogger(keras.callbacks.Callback):
                  optimizers=None):
         super().__init__()
         backend.require_tensorflow(type(self).__name__)
-        if not log_dir:
-            raise ValueError(f"`log_dir` must be a folder path, received: {log_dir!r}")
-        schedule.check_positive_int("every_n_steps", every_n_steps, allow_none=True)
-        schedule.check_positive_int("histogram_buckets", histogram_buckets)
+        log_dir = schedule.check_log_arguments(log_dir, every_n_steps, histogram_buckets)
         if optimizers is not None and (not isinstance(optimizers, dict) or not all(
                 isinstance(name, str) and name and "/" not in name for name in optimizers)):
             raise ValueError("`optimizers` must be a dict of names (non-empty, without '/') to "
                              f"optimizers, received: {optimizers!r}")
-        self.log_dir = os.fspath(log_dir)
+        self.log_dir = log_dir
         self.every_n_steps = every_n_steps
         self.histogram_buckets = int(histogram_buckets)
         self.optimizers = optimizers
-        self._writer = None
+        # Creates its file at the first write: nothing exists when nothing is logged.
+        self._train_writer = EventWriter(os.path.join(self.log_dir, "train"))
         self._captures = {}  # name -> OptimizerCapture, during fit
         self._labels = None
-
-    @property
-    def _train_writer(self) -> EventWriter:
-        if self._writer is None:
-            self._writer = EventWriter(os.path.join(self.log_dir, "train"))
-        return self._writer
 
     def on_train_begin(self, logs=None):
         model = self.model
         every = schedule.resolve_every(self.every_n_steps, self.params)
-        # Records between two batch ends: one per due step of an execution, and one spare.
-        slots = -(-max(1, int(model.steps_per_execution)) // every) + 1
+        # Drained about once per `every` train steps: two slots per due step of an execution,
+        # and spares for an optimizer called several times a step (a critic's loop).
+        slots = DRAIN_SLACK + 2 * -(-max(1, int(model.steps_per_execution)) // every)
+        self._drain_interval = every
         self._captures = {
             name: OptimizerCapture(optimizer, model.trainable_variables, every, slots,
                                    self.histogram_buckets, model.distribute_strategy)
             for name, optimizer in self._named_optimizers(model).items()}
         self._labels = None
+        self._drained_at = 0
         for capture in self._captures.values():
             capture.install()
         model.make_train_function(force=True)
@@ -137,7 +134,18 @@ class AppliedGradientLogger(keras.callbacks.Callback):
             found[label] = optimizer
         return found
 
-    def on_train_batch_end(self, batch, logs=None):
+    # No batch-end hook: Keras then runs the batch ends of the fit asynchronously, and the
+    # host does not wait for every step. The records are read at a batch begin once per
+    # `every` steps, and at epoch ends, where Keras waits for the step anyway.
+    def on_epoch_begin(self, epoch, logs=None):
+        self._drained_at = 0
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if batch - self._drained_at >= self._drain_interval:
+            self._write_records()
+            self._drained_at = batch
+
+    def on_epoch_end(self, epoch, logs=None):
         self._write_records()
 
     def _write_records(self):
@@ -147,20 +155,20 @@ class AppliedGradientLogger(keras.callbacks.Callback):
             capture = self._captures[name]
             records, lost = capture.drain()
             if lost:
-                warnings.warn(f"AppliedGradientLogger: {lost} logs of optimizer "
-                              f"{capture.optimizer.name} were overwritten before they were "
-                              "written (it steps more than once per train step); raise "
+                warnings.warn(f"AppliedGradientLogger: {lost} due logs of optimizer "
+                              f"{capture.optimizer.name} found no free slot and were not "
+                              "written (it steps several times per train step); raise "
                               "every_n_steps", stacklevel=2)
             keys = [tags.scoped(label, key) for key in tags.variable_keys(capture.variables)]
             for record in records:
-                applied = [index for index, flag in enumerate(record.applied) if flag]
-                scalars = [(tags.tag(tags.GRADIENT_NORM, keys[index]), record.norms[index])
-                           for index in applied]
+                record_keys = [keys[index] for index in record.indices]
+                scalars = [(tags.tag(tags.GRADIENT_NORM, key), norm)
+                           for key, norm in zip(record_keys, record.norms)]
                 scalars.append((tags.tag(tags.GRADIENT_NORM, tags.scoped(label, tags.GLOBAL)),
                                 record.norms[-1]))
                 self._train_writer.write(record.step, scalars, [
-                    (tags.tag(tags.GRADIENTS, keys[index]), record.histograms[index])
-                    for index in applied])
+                    (tags.tag(tags.GRADIENTS, key), histogram)
+                    for key, histogram in zip(record_keys, record.histograms)])
 
     def _name_optimizers(self) -> dict:
         """The tag scope of each optimizer the train step calls; "" when it is the only one."""
@@ -185,5 +193,4 @@ class AppliedGradientLogger(keras.callbacks.Callback):
         self.model.make_train_function(force=True)  # the next fit traces the plain step
         self._write_records()
         self._captures = {}
-        if self._writer is not None:
-            self._writer.close()
+        self._train_writer.close()

@@ -63,16 +63,11 @@ class BatchLossLogger(keras.callbacks.Callback):
             raise ValueError(f"log_dir must be a folder path, received: {log_dir!r}")
         self.log_dir = os.fspath(log_dir)
         self.keep_capture = bool(keep_capture)
-        self._writer = None
+        # Creates its file at the first write: nothing exists when nothing is logged.
+        self._train_writer = EventWriter(os.path.join(self.log_dir, "train"))
         self._buffer = None
         self._logged_step = 0
         self.first_nonfinite_step = None  # the first step whose loss was NaN or infinite
-
-    @property
-    def _train_writer(self) -> EventWriter:
-        if self._writer is None:
-            self._writer = EventWriter(os.path.join(self.log_dir, "train"))
-        return self._writer
 
     def on_train_begin(self, logs=None):
         model = self.model
@@ -103,8 +98,7 @@ class BatchLossLogger(keras.callbacks.Callback):
         self._flush_new_steps()
         if not self.keep_capture:
             _remove_capture(self.model)
-        if self._writer is not None:
-            self._writer.close()
+        self._train_writer.close()
 
 
 _BUFFER_ATTRIBUTE = "_batch_loss_buffer"  # on a model that carries the capture

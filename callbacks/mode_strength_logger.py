@@ -71,16 +71,11 @@ class ModeStrengthLogger(keras.callbacks.Callback):
                              f"received: {names!r}")
         self.names = names
         self.log_dir = os.fspath(log_dir)
-        self._writer = None
+        # Creates its file at the first write: nothing exists when nothing is logged.
+        self._train_writer = EventWriter(os.path.join(self.log_dir, "train"))
         self._buffer = None
         self._kernels = None
         self._next_step = 0  # the first step not written yet
-
-    @property
-    def _train_writer(self) -> EventWriter:
-        if self._writer is None:
-            self._writer = EventWriter(os.path.join(self.log_dir, "train"))
-        return self._writer
 
     def strengths(self):
         """The modes' strengths in the model's current weights, shape (modes,)."""
@@ -156,8 +151,7 @@ class ModeStrengthLogger(keras.callbacks.Callback):
         if step >= self._next_step:
             self._write(step, self.strengths().numpy())
         self._remove_capture(self.model)
-        if self._writer is not None:
-            self._writer.close()
+        self._train_writer.close()
 
 
 def dense_kernels(model) -> list:

@@ -90,15 +90,12 @@ class ProbeLogger(keras.callbacks.Callback):
     ):
         super().__init__()
         backend.require_tensorflow(type(self).__name__)
-        if not log_dir:
-            raise ValueError(f"`log_dir` must be a folder path, received: {log_dir!r}")
-        schedule.check_positive_int("every_n_steps", every_n_steps, allow_none=True)
-        schedule.check_positive_int("histogram_buckets", histogram_buckets)
+        log_dir = schedule.check_log_arguments(log_dir, every_n_steps, histogram_buckets)
         schedule.check_positive_int("probe_size", probe_size)
         if loss_fn is not None and not callable(loss_fn):
             raise ValueError("`loss_fn` must be a function loss_fn(model, x, y) -> scalar loss, "
                              f"received: {loss_fn!r}")
-        self.log_dir = os.fspath(log_dir)
+        self.log_dir = log_dir
         self.every_n_steps = every_n_steps
         self.histogram_buckets = int(histogram_buckets)
         self.probe = read_probe(probe, probe_size, seed)
@@ -110,7 +107,8 @@ class ProbeLogger(keras.callbacks.Callback):
                 loss_fn, "sample_weight"):
             raise ValueError("the probe holds sample weights, so `loss_fn` must accept a "
                              f"`sample_weight` keyword; received {_name(loss_fn)}, which does not")
-        self._writer = None
+        # Creates its file at the first write: nothing exists when nothing is logged.
+        self._train_writer = EventWriter(os.path.join(self.log_dir, "train"))
         self._tensors = None
         self._every = None
         self._group = None
@@ -122,13 +120,6 @@ class ProbeLogger(keras.callbacks.Callback):
     @property
     def probe_y(self):
         return self.probe.y
-
-    @property
-    def _train_writer(self) -> EventWriter:
-        # The file is created on the first write, so nothing exists when nothing is logged.
-        if self._writer is None:
-            self._writer = EventWriter(os.path.join(self.log_dir, "train"))
-        return self._writer
 
     def _check_probe_fits(self, model):
         for name, array, expected in _probe_inputs(model, self.probe.x):
@@ -178,8 +169,7 @@ class ProbeLogger(keras.callbacks.Callback):
     def on_train_end(self, logs=None):
         if self._group.leader is self:  # the first of the group's loggers to end
             self._group.finish()
-        if self._writer is not None:
-            self._writer.close()  # a later fit writes a new file and leaves this one intact
+        self._train_writer.close()  # a later fit writes a new file and leaves this one intact
         self._tensors = self._group = None
 
     def _write(self, step: int, scalar_values, histogram_values) -> None:

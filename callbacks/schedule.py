@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 
 import keras
 import numpy as np
@@ -17,6 +18,19 @@ def check_positive_int(name, value, allow_none=False):
         return
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"`{name}` must be a positive integer, received: {name}={value!r}")
+
+
+def check_log_arguments(log_dir, every_n_steps, histogram_buckets) -> str:
+    """Checks what every histogram logger takes; returns `log_dir` as a path string.
+
+    Raises:
+        ValueError: naming the argument and the value received.
+    """
+    if not log_dir:
+        raise ValueError(f"`log_dir` must be a folder path, received: {log_dir!r}")
+    check_positive_int("every_n_steps", every_n_steps, allow_none=True)
+    check_positive_int("histogram_buckets", histogram_buckets)
+    return os.fspath(log_dir)
 
 
 def resolve_every(every_n_steps, params) -> int:

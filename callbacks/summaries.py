@@ -88,7 +88,7 @@ def histograms(tensors, bucket_count: int):
         together = _histograms_together([parts[index] for index in small], bucket_count)
         results.append((small, together))
     if large:
-        strides = [_sample_stride(tensors[index].shape) for index in large]
+        strides = [sample_stride(tensors[index].shape) for index in large]
         apart = _histograms_apart([parts[index] for index in large], strides, bucket_count)
         results.append((large, apart))
     if len(results) == 1:
@@ -99,36 +99,41 @@ def histograms(tensors, bucket_count: int):
     return tf.stack([rows[index] for index in range(len(parts))])
 
 
-def histograms_each(tensors, bucket_count: int):
-    """`histograms`, one tensor at a time, with only ops XLA compiles.
+def histogram_on_host(values, bucket_count: int, size=None, value_range=None) -> np.ndarray:
+    """`histograms`' buckets of one array, with numpy: shape (bucket_count, 3), float64.
 
-    For summaries computed inside a train step that may be XLA-compiled
-    (`jit_compile=True`), where segment reductions and TensorFlow's
-    fixed-width histogram kernel do not compile. The same buckets as
-    `histograms`: a tensor of more than `SAMPLE_SIZE` entries keeps its
-    exact range and counts the same lattice sample, scaled.
+    The float32 arithmetic of `histograms`' path for small tensors, so the
+    same counts for finite values. For the histogram of a large tensor from
+    its lattice sample (`sample_stride`), `values` is the sample, `size` the
+    tensor's number of entries (the counts are scaled to it) and
+    `value_range` its exact (min, max, all entries finite).
     """
-    rows = []
-    for tensor in tensors:
-        tensor = tf.convert_to_tensor(tensor)
-        part = _flat_float32(tensor)
-        low, high = tf.reduce_min(part)[None], tf.reduce_max(part)[None]
-        finite = tf.reduce_all(tf.math.is_finite(part))[None]
-        stride = _sample_stride(tensor.shape)
-        sample = part if stride == 1 else part[::stride]
-        slope, intercept = _bucket_scale(low, high, finite, bucket_count)
-        counts = _bucket_counts(sample * slope + intercept, 0, 1, bucket_count)
-        if stride > 1:
-            size = part.shape.num_elements()
-            counts = counts * size / (-(-size // stride))
-        rows.append(_with_edges(counts, low, high, finite)[0])
-    return tf.stack(rows)
-
-
-def norms_each(tensors):
-    """The L2 norm of each tensor, shape (len(tensors),), with only ops XLA compiles."""
-    return tf.stack([tf.sqrt(tf.reduce_sum(tf.square(_flat_float32(tensor))))
-                     for tensor in tensors])
+    values = np.asarray(values, np.float32).reshape(-1)
+    if value_range is None:
+        finite = bool(np.isfinite(values).all())
+        low, high = (values.min(), values.max()) if finite and values.size else (0.0, 0.0)
+    else:
+        low, high, finite = value_range
+    low, high = np.float32(low), np.float32(high)
+    with np.errstate(invalid="ignore", over="ignore"):
+        if finite and high > low:
+            slope = np.float32(bucket_count) / (high - low)
+            scaled = values * slope + (-low * slope)
+        else:  # a constant or non-finite tensor: the last bucket
+            scaled = values * np.float32(0.0) + np.float32(bucket_count - 1)
+        # NaN lands in the first bucket, as TensorFlow's cast of it to an index clamped back.
+        index = np.clip(np.nan_to_num(np.floor(scaled), nan=0.0, posinf=0.0, neginf=0.0),
+                        0, bucket_count - 1).astype(np.int64)
+    counts = np.bincount(index, minlength=bucket_count).astype(np.float64)
+    if size is not None:
+        counts *= size / len(values)
+    low, high = (float(low), float(high)) if finite else (np.nan, np.nan)
+    if high - low > 0:
+        edges = low + np.arange(bucket_count + 1) * ((high - low) / bucket_count)
+        edges[-1] = high
+    else:
+        edges = np.full(bucket_count + 1, high)
+    return np.stack([edges[:-1], edges[1:], counts], axis=1)
 
 
 def _histograms_together(parts, bucket_count):
@@ -222,7 +227,7 @@ def _with_edges(counts, low, high, finite):
     return tf.stack([edges[:, :-1], edges[:, 1:], counts], axis=2)
 
 
-def _sample_stride(shape) -> int:
+def sample_stride(shape) -> int:
     """1, or the smallest prime p with size / p <= `SAMPLE_SIZE` that divides no dimension."""
     size = shape.num_elements()
     if size is None or size <= SAMPLE_SIZE:

@@ -225,7 +225,7 @@ class _Collector:
             for value in event.summary.value:
                 try:
                     self._add_value(event.step, value)
-                except (ValueError, TypeError) as error:
+                except (ValueError, TypeError, KeyError) as error:  # KeyError: no numpy dtype
                     problems.append(f"unreadable value of tag {value.tag!r} ({error})")
         return problems
 
@@ -244,12 +244,13 @@ class _Collector:
             self.plugin_of_tag[value.tag] = plugin
         else:
             plugin = self.plugin_of_tag.get(value.tag, "")
+        # Each value is read before its tag is added: an unreadable one leaves no empty series.
         if plugin == SCALARS_PLUGIN:
-            self.scalar_rows.setdefault(value.tag, []).append(
-                (step, _scalar_value(value.tensor)))
+            scalar = _scalar_value(value.tensor)
+            self.scalar_rows.setdefault(value.tag, []).append((step, scalar))
         elif plugin == HISTOGRAMS_PLUGIN:
-            self.histogram_rows.setdefault(value.tag, []).append(
-                (step, _tensor_value(value.tensor).reshape(-1, 3)))
+            buckets = _tensor_value(value.tensor).reshape(-1, 3)
+            self.histogram_rows.setdefault(value.tag, []).append((step, buckets))
         else:
             self.plugin_tags.setdefault(plugin, set()).add(value.tag)
 

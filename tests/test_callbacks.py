@@ -508,7 +508,7 @@ def test_histograms_match_tensorboard_reference_implementation():
         value = summary_pb2.Summary.FromString(reference.SerializeToString()).value[0]
         expected = tensor_util.make_ndarray(value.tensor)
         np.testing.assert_allclose(ours[index][:, :2], expected[:, :2], rtol=1e-6, atol=1e-6)
-        stride = summaries._sample_stride(tf.TensorShape(tensor.shape))
+        stride = summaries.sample_stride(tf.TensorShape(tensor.shape))
         if stride == 1:
             np.testing.assert_array_equal(ours[index][:, 2], expected[:, 2])
         else:  # counted on a sample: each bucket within 5 standard deviations
@@ -539,7 +539,7 @@ def test_histogram_of_a_large_tensor_samples_every_channel_alike():
     # Channel c holds the value c. A stride sharing a factor with the 32 channels (8) would
     # count only some channels; the sampled histogram counts each 1/32 of the entries.
     shape = (256, 8, 8, 32)
-    stride = summaries._sample_stride(tf.TensorShape(shape))
+    stride = summaries.sample_stride(tf.TensorShape(shape))
     assert stride == 11 and np.prod(shape) / stride <= summaries.SAMPLE_SIZE
     tensor = np.broadcast_to(np.arange(32, dtype=np.float32), shape)
     ours = summaries.histograms([tf.constant(tensor)], 32).numpy()[0]
@@ -560,3 +560,26 @@ def test_histogram_of_a_tensor_with_nan_or_infinity_has_nan_edges(size):
         np.testing.assert_allclose(buckets[:, 2].sum(), size, rtol=1e-12)
     np.testing.assert_allclose(ours[2][:, 2].sum(), size, rtol=1e-12)
     assert ours[2][0, 0] == 0.0 and ours[2][-1, 1] == 1.0
+
+
+def test_histogram_on_host_gets_the_buckets_of_the_device_path():
+    rng = np.random.default_rng(2)
+    tensors = [rng.normal(size=(256, 32)), rng.uniform(-3, 5, size=(7,)), np.full((4, 5), 1.0),
+               rng.exponential(size=(33, 2)) * 1e-30, np.array([-2.5]), np.full((3,), -1e9)]
+    device = summaries.histograms([tf.constant(tensor, tf.float32) for tensor in tensors],
+                                  30).numpy()
+    for tensor, expected in zip(tensors, device):
+        np.testing.assert_array_equal(summaries.histogram_on_host(tensor, 30), expected)
+    for bad in (np.array([0.0, np.nan, 1.0]), np.array([np.inf, 0.0, 1.0])):
+        buckets = summaries.histogram_on_host(bad, 4)
+        assert np.all(np.isnan(buckets[:, :2])) and buckets[:, 2].sum() == 3
+    # A large tensor from its lattice sample and exact range: the range kept, counts scaled.
+    large = rng.normal(size=(300, 300)).astype(np.float32)
+    stride = summaries.sample_stride(tf.TensorShape(large.shape))
+    sample = large.reshape(-1)[::stride]
+    buckets = summaries.histogram_on_host(sample, 30, size=large.size,
+                                          value_range=(large.min(), large.max(), True))
+    assert (buckets[0, 0], buckets[-1, 1]) == (large.min(), large.max())
+    np.testing.assert_allclose(buckets[:, 2].sum(), large.size, rtol=1e-12)
+    reference = np.histogram(large, 30, (large.min(), large.max()))[0]
+    assert np.all(np.abs(buckets[:, 2] - reference) <= 5 * np.sqrt(stride * reference) + stride)

@@ -280,3 +280,23 @@ def test_flipped_bytes_never_raise_and_keep_the_events_before_them(scratch, real
     assert read.event_count >= sum(end <= min(positions) for _, end in records)
     if read.event_count < len(records):
         assert len(warned) == 1 and str(path) in warned[0]
+
+
+def test_scalar_of_a_dtype_without_numpy_type_is_named_not_raised(scratch):
+    # A flipped byte once made a scalar's dtype 121 (variant_ref), which has no numpy type.
+    from tensorboard.compat.proto import event_pb2, summary_pb2, tensor_pb2
+    from tensorboard.plugins.scalar import metadata
+
+    value = summary_pb2.Summary.Value(tag="loss", tensor=tensor_pb2.TensorProto(dtype=121))
+    value.metadata.CopyFrom(metadata.create_summary_metadata(display_name="", description=""))
+    event = event_pb2.Event(step=1, summary=summary_pb2.Summary(value=[value]))
+    read, path, warned = read_bytes_as_events(scratch / "dtype",
+                                              frame_with_crc(event.SerializeToString()))
+    assert read.event_count == 1 and "loss" not in read.scalars
+    assert len(warned) == 1 and "unreadable value of tag 'loss'" in warned[0]
+
+
+def frame_with_crc(payload: bytes) -> bytes:
+    length = struct.pack("<Q", len(payload))
+    return (length + struct.pack("<I", masked_crc32c(length)) + payload
+            + struct.pack("<I", masked_crc32c(payload)))

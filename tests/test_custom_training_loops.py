@@ -167,14 +167,47 @@ def test_loss_scale_factor_is_divided_out(tmp_path):
                                optimizer.norms_at(steps)[:, -1], rtol=1e-6)
 
 
-def test_xla_compiled_train_step(tmp_path):
-    x, y = toy_data()
-    model = own_loss_model(RecordingAdam(4), jit_compile=True)
-    model.fit(x, y, batch_size=8, epochs=1, verbose=0,
-              callbacks=[AppliedGradientLogger(tmp_path, every_n_steps=2)])
+def test_large_variable_is_kept_as_its_sample_range_and_norm(tmp_path):
+    x = np.random.default_rng(4).normal(size=(32, 300)).astype("float32")
+    model = keras.Sequential([keras.Input((300,)), keras.layers.Dense(256, activation="relu"),
+                              keras.layers.Dense(1)], name="wide")
+    model.compile(RecordingAdam(4), "mse")
+    model.fit(x, x[:, :1], batch_size=16, epochs=1, verbose=0,
+              callbacks=[AppliedGradientLogger(tmp_path, every_n_steps=1)])
     train_events = events.read_events(tmp_path / "train")
     assert assert_logged_norms_match(train_events, model.optimizer, variable_keys(model),
-                                     rtol=1e-5) == [0, 2, 4]
+                                     rtol=1e-5) == [0, 1]
+    kernel = train_events.histograms["gradients/wide/dense/kernel"].buckets[-1]
+    np.testing.assert_allclose(kernel[:, 2].sum(), 300 * 256, rtol=1e-12)  # 76,800 > 65,536
+
+
+class CriticLoopModel(OwnLossModel):
+    """A train step applying its optimizer five times (a WGAN critic's inner loop)."""
+
+    def train_step(self, data):
+        x, y = data
+        for _ in range(5):
+            with tf.GradientTape() as tape:
+                loss = tf.reduce_mean(tf.square(self(x, training=True) - y))
+            self.optimizer.apply(tape.gradient(loss, self.trainable_variables),
+                                 self.trainable_variables)
+        return {"loss": loss}
+
+
+def test_logs_without_a_free_slot_are_counted_and_named(tmp_path):
+    x, y = toy_data()
+    inputs = keras.Input((3,))
+    model = CriticLoopModel(inputs, keras.layers.Dense(1)(inputs))
+    model.compile(RecordingAdam(2, steps=512), steps_per_execution=6)
+    with pytest.warns(UserWarning, match=r"AppliedGradientLogger: \d+ due logs of optimizer "
+                                         r"\w+ found no free slot"):
+        model.fit(x, y, batch_size=8, epochs=1, verbose=0,
+                  callbacks=[AppliedGradientLogger(tmp_path, every_n_steps=1)])
+    # 30 calls in one execution, 20 slots: the first 20 kept, each with its own step's values.
+    train_events = events.read_events(tmp_path / "train")
+    assert assert_logged_norms_match(train_events, model.optimizer, ["dense/kernel",
+                                                                      "dense/bias"]) == list(
+        range(20))
 
 
 def test_gradient_accumulation_is_refused_before_training(tmp_path):
@@ -426,16 +459,17 @@ def test_other_keras_backend_is_named_when_a_logger_is_created(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
-def test_mirrored_strategy_logs_gradients_summed_over_replicas():
+def test_mirrored_strategy_sums_replicas_and_xla_compiles():
     result = subprocess.run(
-        [sys.executable, str(HERE / "applied_gradients_mirrored.py")],
+        [sys.executable, str(HERE / "applied_gradients_apart.py")],
         capture_output=True, text=True, timeout=PROCESS_TIMEOUT_S,
         env={**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE.parent), str(HERE)])})
     assert result.returncode == 0, result.stderr[-3000:]
     cases = json.loads(result.stdout.strip().splitlines()[-1])
-    assert set(cases) == {"float32", "mixed_float16"}
-    for case in cases.values():
-        assert case["replicas"] == 2
+    assert set(cases) == {"mirrored_float32", "mirrored_mixed_float16", "xla"}
+    for name, case in cases.items():
+        assert (case["replicas"], case["jit_compile"]) == ((1, True) if name == "xla" else
+                                                           (2, False))
         assert case["steps"] == [0, 2, 4]
-        # The recorded norms are of the gradients all-reduced over the replicas.
-        np.testing.assert_allclose(case["logged"], case["recorded"], rtol=1e-5)
+        # Recorded of the gradients all-reduced over the replicas.
+        np.testing.assert_allclose(case["logged"], case["recorded"], rtol=1e-5, err_msg=name)

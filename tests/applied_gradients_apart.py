@@ -1,10 +1,12 @@
-"""AppliedGradientLogger under a MirroredStrategy over two logical CPUs; prints JSON.
+"""AppliedGradientLogger where a process of its own is needed; prints JSON.
 
-Run by tests/test_custom_training_loops.py in a process of its own: the
-logical devices must be set before TensorFlow starts. For float32 and
-mixed_float16 (a LossScaleOptimizer), prints the logged global norms, the
-norms `RecordingAdam` recorded of the gradients summed over the replicas,
-and the logged steps.
+Run by tests/test_custom_training_loops.py: the logical devices must be set
+before TensorFlow starts, and XLA needs op determinism off (a test of the
+same process may have turned it on). Cases: a MirroredStrategy over two
+logical CPUs, in float32 and mixed_float16 (a LossScaleOptimizer); an
+XLA-compiled train step. For each, the logged steps and global norms, and
+the norms `RecordingAdam` recorded (of the gradients summed over the
+replicas).
 """
 
 import json
@@ -26,14 +28,17 @@ from recording_optimizer import RecordingAdam  # noqa: E402
 from reproduce import events  # noqa: E402
 
 
-def run(policy: str, log_dir: str) -> dict:
+def run(case: str, log_dir: str) -> dict:
     keras.backend.clear_session()
     keras.utils.set_random_seed(0)
+    policy = "mixed_float16" if case == "mirrored_mixed_float16" else "float32"
     keras.mixed_precision.set_global_policy(policy)
     rng = np.random.default_rng(0)
     x = rng.normal(size=(48, 3)).astype("float32")
     y = (x[:, :1] > 0).astype("float32")
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    xla = case == "xla"
+    strategy = (tf.distribute.get_strategy() if xla
+                else tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))
     with strategy.scope():
         recording = RecordingAdam(4)
         optimizer = (keras.optimizers.LossScaleOptimizer(recording)
@@ -41,19 +46,20 @@ def run(policy: str, log_dir: str) -> dict:
         model = keras.Sequential([
             keras.Input((3,)), keras.layers.Dense(8, activation="relu"),
             keras.layers.Dense(1, activation="sigmoid", dtype="float32")])
-        model.compile(optimizer, "binary_crossentropy")
+        model.compile(optimizer, "binary_crossentropy", jit_compile=xla)
     model.fit(x, y, batch_size=16, epochs=2, verbose=0, shuffle=False,
               callbacks=[AppliedGradientLogger(log_dir, every_n_steps=2)])
     logged = events.read_events(os.path.join(log_dir, "train")).scalars[tags.GLOBAL_GRADIENT_NORM]
-    return {"replicas": strategy.num_replicas_in_sync, "steps": logged.steps.tolist(),
+    return {"replicas": strategy.num_replicas_in_sync, "jit_compile": model.jit_compile,
+            "steps": logged.steps.tolist(),
             "logged": logged.values.tolist(),
             "recorded": recording.norms_at(logged.steps)[:, -1].tolist()}
 
 
 def main():
     with tempfile.TemporaryDirectory() as root:
-        cases = {policy: run(policy, os.path.join(root, policy))
-                 for policy in ("float32", "mixed_float16")}
+        cases = {case: run(case, os.path.join(root, case))
+                 for case in ("mirrored_float32", "mirrored_mixed_float16", "xla")}
     print(json.dumps(cases))
 
 
