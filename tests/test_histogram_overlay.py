@@ -1,5 +1,6 @@
 """The Histogram overlay tab in a stock TensorBoard (`python -m tensorboard.main`), over HTTP
-and in a real headless Chromium, on logs that none of our loggers wrote."""
+and in a real headless Chromium, on logs that none of our loggers wrote (the sigmoid run's
+hparams written by TensorBoard's own hparams API, the others' by ours)."""
 
 import sys
 import time
@@ -10,12 +11,12 @@ import urllib.request
 import numpy as np
 import pytest
 from headless_chromium import Chromium
-from test_compare import LAYERS, MEAN_ABS, NORM, SCALES, STEPS, make_run
+from test_compare import LAYERS, MEAN_ABS, NORM, SCALES, STD, STEPS, make_run
 from test_tensorboard import REQUEST_SECONDS, STARTUP_SECONDS, Server, free_port, running
 
 from reproduce import compare, events, runs, tensorboard
 from reproduce.config import TEST_CONFIG
-from reproduce.histogram_overlay import plugin
+from reproduce.histogram_overlay import grouping, plugin
 
 # One worker runs them all: one TensorBoard and one log dir, not one per worker.
 pytestmark = pytest.mark.xdist_group("histogram_overlay")
@@ -36,6 +37,18 @@ KERAS_RUN = "keras/train"
 KERAS_LAYERS = ("dense", "dense_1", "dense_2")
 KERAS_TAG = "sequential/dense/kernel/histogram"
 BROWSER_SECONDS = 120  # for the tab to draw, TensorBoard's page included
+# The panel hparam: the sigmoid run's hparams, written apart, say it trained on circles.
+DATASETS = {"linear": "moons", "relu": "moons", "sigmoid": "circles"}
+GROUPED = {"tag": TAG, "color": "activation", "panel": "dataset", "x": "symlog"}
+
+
+def write_foreign_hparams(run_dir, activation) -> None:
+    """The run's hparams as TensorBoard's hparams API writes them (e.g. its Keras callback)."""
+    import tensorflow as tf
+    from tensorboard.plugins.hparams import api as hp
+
+    with tf.summary.create_file_writer(str(run_dir)).as_default():
+        hp.hparams({"activation": activation, "dataset": DATASETS[activation], "depth": 2})
 
 
 def write_keras_run(logdir) -> None:
@@ -54,7 +67,11 @@ def logdir(tmp_path_factory):
     """RUNS written with plain `tf.summary` calls, and a run of Keras's TensorBoard callback."""
     logdir = tmp_path_factory.mktemp("logs")
     for activation, (steps, scales) in WRITTEN.items():
-        make_run(logdir, activation, steps, scales)
+        run_dir = make_run(logdir, activation, steps, scales)
+        if activation == "sigmoid":
+            write_foreign_hparams(run_dir, activation)
+        else:
+            tensorboard.write_run_hparams(run_dir, TEST_CONFIG.replace(activation=activation))
     write_keras_run(logdir)
     return logdir
 
@@ -163,6 +180,72 @@ def test_table_is_what_reproduce_compare_computes(server, logdir):
     assert answer["ratio_layers"] == "dense_1/kernel / output/kernel"
 
 
+def symlog(values, linthresh):
+    values = np.asarray(values, np.float64)
+    return np.sign(values) * np.log10(1 + np.abs(values) / linthresh)
+
+
+def test_runs_are_grouped_by_activation_and_paneled_by_dataset(server):
+    answer = server.get(f"{ROUTE}/data", **GROUPED, agg="bands")
+    assert answer["hparams"] == sorted(tensorboard.HPARAM_FIELDS)
+    assert (answer["color"], answer["panel"], answer["x"], answer["agg"]) == (
+        "activation", "dataset", "symlog", "bands")
+    assert answer["groups"] == ["linear", "relu", "sigmoid"]
+    assert [(series["group"], series["panel"]) for series in answer["series"]] == [
+        (activation, DATASETS[activation]) for activation in WRITTEN]
+    linear, relu, sigmoid = RUNS
+    assert [(panel["name"], panel["runs"]) for panel in answer["panels"]] == [
+        ("circles", [sigmoid]), ("moons", [linear, relu])]
+    # The linear threshold: a tenth of the smallest mean |g| (sigmoid's, scale 0.001).
+    linthresh = MEAN_ABS * 0.001 / 10
+    assert answer["scale"] == {"kind": "symlog", "linthresh": pytest.approx(linthresh)}
+    # A group of one run: its band is its own density, each bucket's half spread evenly
+    # over the bucket on the symlog axis.
+    (band,) = answer["panels"][0]["bands"]
+    assert band["group"] == "sigmoid" and band["runs"] == [sigmoid]
+    edges = np.asarray(band["edges"])
+    end = symlog(3 * 0.001, linthresh)
+    assert (edges[0], edges[-1]) == pytest.approx((-end, end))
+    np.testing.assert_allclose(band["median"], 0.5 / end, rtol=1e-9)
+    assert band["low"] == band["median"] == band["high"]
+    moons = {band["group"]: band for band in answer["panels"][1]["bands"]}
+    assert sorted(moons) == ["linear", "relu"]
+
+
+def test_steps_view_gives_each_run_and_group_its_quantiles_at_every_step(server):
+    answer = server.get(f"{ROUTE}/data", **GROUPED, view="steps")
+    linthresh = answer["scale"]["linthresh"]
+    for series, (steps, scales) in zip(answer["series"], RUNS.values()):
+        assert series["quantiles"]["steps"] == list(steps)
+        for row, scale in zip(series["quantiles"]["q"], scales["dense_1"]):
+            # Half the count in [-3s, 0] and half in [0, 3s], spread evenly on the axis.
+            end = symlog(3 * scale, linthresh)
+            expected = [-end * 0.9, -end * 0.5, 0.0, end * 0.5, end * 0.9]
+            np.testing.assert_allclose(row, expected, rtol=1e-9, atol=1e-12)
+    bands = {band["group"]: band for panel in answer["panels"] for band in panel["steps"]}
+    assert sorted(bands) == ["linear", "relu", "sigmoid"]
+    for series in answer["series"]:
+        band = bands[series["group"]]
+        assert band["steps"] == series["quantiles"]["steps"]
+        np.testing.assert_allclose(np.asarray(band["q"]).T, series["quantiles"]["q"])
+
+
+def test_std_scale_shows_each_run_in_units_of_its_own_std(server):
+    answer = server.get(f"{ROUTE}/data", tag=TAG, color="run", x="std", agg="runs")
+    assert answer["groups"] == list(RUNS) and answer["x"] == "std"
+    # Every run's buckets are [-3s, 0], [0, 3s] with std 1.5s: -2 to 2 whatever s.
+    assert answer["panels"][0]["range"] == pytest.approx([-3 / STD, 3 / STD])
+
+
+def test_auto_chooses_symlog_and_bands_by_what_the_runs_hold():
+    assert grouping.choose_scale("auto", [0.015, 3.0, 0.0015]).kind == "symlog"
+    assert grouping.choose_scale("auto", [0.5, 3.0, 1.5]).kind == "linear"
+    assert grouping.choose_aggregate("auto", 75) == "bands"
+    assert grouping.choose_aggregate("auto", 3) == "runs"
+    assert plugin.default_tag(["gradients/dense_1/bias", "gradients/dense_1/kernel"]) == (
+        "gradients/dense_1/kernel")
+
+
 def test_each_run_uses_its_logged_step_nearest_the_chosen_one(server):
     linear, relu, sigmoid = RUNS
     answer = server.get(f"{ROUTE}/data", tag=TAG, step=11)
@@ -199,6 +282,11 @@ def test_keras_weight_histograms_overlay_across_their_layers(server, logdir):
      f"step 13 is outside the logged steps of '{TAG}': 0 to 12"),
     ("data", {"tag": TAG, "step": "-1"}, "step -1 is outside the logged steps"),
     ("tags", {"tags": "[a-"}, "tags='[a-' is not a valid regular expression"),
+    ("data", {"tag": TAG, "x": "cubic"}, "x='cubic' is none of auto, linear, symlog, std"),
+    ("data", {"tag": TAG, "view": "all"}, "view='all' is none of step, steps"),
+    ("data", {"tag": TAG, "color": "flavour"},
+     "color='flavour' is no hyperparameter of these runs; choose 'run' or one of: activation,"),
+    ("data", {"tag": TAG, "panel": "temperature"}, "panel='temperature' is no hyperparameter"),
 ])
 def test_bad_requests_are_400_with_a_message(server, route, query, message):
     code, text = get_error(server, f"{ROUTE}/{route}", **query)
@@ -218,10 +306,19 @@ PROBE = """(() => {
     hash: location.hash,
     tabs: document.body.textContent.includes('Histogram overlay'),
     overlay: [...page.querySelectorAll('svg.overlay path.series')].map((node) => ({
-      run: node.dataset.run, step: node.dataset.step, drawn: node.getAttribute('d').length > 0,
-      title: node.querySelector('title').textContent})),
+      run: node.dataset.run, group: node.dataset.group, step: node.dataset.step,
+      drawn: node.getAttribute('d').length > 0,
+      title: (node.querySelector('title') || node.parentNode.querySelector('title')).textContent,
+      colour: node.getAttribute('stroke')})),
+    panels: [...page.querySelectorAll('#overlay figure.panel')].map((node) => ({
+      name: node.dataset.panel,
+      groups: [...node.querySelectorAll('[data-group]')].map((item) => item.dataset.group)})),
+    bands: [...page.querySelectorAll('svg.steps .steps-band')].map((node) => ({
+      group: node.dataset.group, runs: node.dataset.runs,
+      drawn: [...node.querySelectorAll('path')].every((path) => path.getAttribute('d'))})),
     layers: runs('svg.layers .layer-series'),
     legend: runs('#legend li'),
+    legendGroups: [...page.querySelectorAll('#legend li')].map((node) => node.dataset.group),
     table: runs('#table tr[data-run]'),
   };
 })()"""
@@ -257,17 +354,22 @@ def change(browser: Chromium, page: str, control: str, value: str) -> None:
 
 def test_browser_draws_one_series_per_run_and_keeps_the_view_in_the_url(server, tmp_path):
     with Chromium(tmp_path / "profile", tmp_path / "chromium.log") as browser:
-        # The tab as a person opens it: the default tag, every run that has it.
+        # The tab as a person opens it: the default tag, every run that has it, coloured by
+        # activation (the runs log it as an hparam).
         page, drawn = draw(browser, f"{server.base}/#{plugin.PLUGIN_NAME}")
         screenshot = browser.screenshot(page, tmp_path / "histogram_overlay.png")
         assert drawn["state"] == "ready", drawn["message"]
         assert drawn["tabs"]
         assert [series["run"] for series in drawn["overlay"]] == list(RUNS)
+        assert [series["group"] for series in drawn["overlay"]] == list(WRITTEN)
+        assert len({series["colour"] for series in drawn["overlay"]}) == 3
         assert [series["step"] for series in drawn["overlay"]] == list(map(str, LAST_USED))
         assert all(series["drawn"] for series in drawn["overlay"])
         assert [series["title"] for series in drawn["overlay"]] == [
-            f"{run} (step {step})" for run, step in zip(RUNS, LAST_USED)]
-        assert drawn["layers"] == drawn["legend"] == drawn["table"] == list(RUNS)
+            f"{run} ({activation}, step {step})"
+            for run, activation, step in zip(RUNS, WRITTEN, LAST_USED)]
+        assert drawn["legendGroups"] == list(WRITTEN)
+        assert drawn["layers"] == drawn["table"] == list(RUNS)
         # The controls redraw it, and the view is written into TensorBoard's URL ...
         change(browser, page, "#run-filter", "linear|sigmoid")
         change(browser, page, "#step", str(ALL_STEPS.index(5)))
@@ -286,6 +388,28 @@ def test_browser_draws_one_series_per_run_and_keeps_the_view_in_the_url(server, 
         _, drawn = draw(browser, f"{server.base}/#{plugin.PLUGIN_NAME}&{hash_state}")
         assert [(series["run"], series["step"]) for series in drawn["overlay"]] == [
             (run, "5") for run in list(RUNS)[1:]]
+
+        # Grouped: one panel per dataset, series of one group per activation, a legend of
+        # groups; then the view over steps, one band per group.
+        grouped = "&".join(f"p.{plugin.PLUGIN_NAME}.{key}={value}" for key, value in (
+            ("color", "activation"), ("panel", "dataset"), ("x", "symlog")))
+        page, drawn = draw(browser, f"{server.base}/#{plugin.PLUGIN_NAME}&{grouped}")
+        assert drawn["state"] == "ready", drawn["message"]
+        assert [(panel["name"], panel["groups"]) for panel in drawn["panels"]] == [
+            ("circles", ["sigmoid"]), ("moons", ["linear", "relu"])]
+        assert sorted(series["group"] for series in drawn["overlay"]) == sorted(WRITTEN)
+        assert drawn["legendGroups"] == list(WRITTEN)
+        change(browser, page, "#view", "steps")
+        drawn = shown(browser, page, lambda drawn: len(drawn["bands"]) == 3)
+        assert [band["group"] for band in drawn["bands"]] == ["sigmoid", "linear", "relu"]
+        assert [band["runs"] for band in drawn["bands"]] == [
+            list(RUNS)[2], list(RUNS)[0], list(RUNS)[1]]
+        assert all(band["drawn"] for band in drawn["bands"])
+        state = dict(part.split("=") for part in drawn["hash"].split("&")[1:])
+        assert {key: state[f"p.{plugin.PLUGIN_NAME}.{key}"]
+                for key in ("color", "panel", "x", "view")} == {
+                    "color": "activation", "panel": "dataset", "x": "symlog", "view": "steps"}
+        browser.screenshot(page, tmp_path / "steps.png")
 
         # A bad request is a message in the tab, not a blank tab.
         _, drawn = draw(browser, f"{server.base}/#{plugin.PLUGIN_NAME}"

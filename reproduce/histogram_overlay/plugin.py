@@ -5,12 +5,19 @@ Under `/data/plugin/histogram_overlay/`:
     tags?tags=REGEX                    the histogram tags matching REGEX (every tag when
                                        empty), sorted, and the tag to show first
     data?tag=TAG&runs=REGEX&step=STEP  for each run that has TAG and whose name matches
-                                       REGEX (`re.search`; every run when empty): its
-                                       histogram at its logged step nearest STEP (default
+         &color=H&panel=H&x=X          REGEX (`re.search`; every run when empty): its
+         &agg=A&view=V                 histogram at its logged step nearest STEP (default
                                        the last logged step), the `reproduce compare`
                                        numbers (mean |x|, std, norm, first-to-last-layer
                                        gradient norm ratio) and the layer view (norm and
-                                       std of each layer of TAG)
+                                       std of each layer of TAG); the runs grouped by the
+                                       value of hparam H (`color`, default `activation`;
+                                       `run`: each run its own) in panels by another
+                                       (`panel`, default `none`); the x scale X (`auto`,
+                                       `linear`, `symlog`, `std`); with A=`bands` each
+                                       group's median density and 25-75% band (`auto`:
+                                       above 12 runs); with V=`steps` the 5/25/50/75/95%
+                                       quantiles of every run and group at every step
     static/FILE                        the frontend (`static/index.js` and what it loads)
 
 Everything is read through TensorBoard's data provider (`list_tensors` /
@@ -23,6 +30,11 @@ a run filter that leaves no run) is HTTP 400 with a message, never a 500.
 Example, as the tab fetches it:
 
     GET /data/plugin/histogram_overlay/data?tag=gradients/dense_1/kernel&runs=circles/&step=750
+    GET /data/plugin/histogram_overlay/data?tag=gradients/dense_1/kernel&color=activation
+        &panel=dataset&x=symlog&view=steps
+
+The runs' hyperparameters are those of the HParams plugin: a run folder's
+`session_start_info` summary applies to it and the folders below it.
 """
 
 from __future__ import annotations
@@ -36,10 +48,12 @@ from tensorboard import errors, plugin_util
 from tensorboard.backend import http_util
 from tensorboard.data import provider
 from tensorboard.plugins import base_plugin
+from tensorboard.plugins.hparams import metadata as hparams_metadata
 from werkzeug import wrappers
 
 from callbacks import tags as tag_names
 from reproduce import compare, events, jsonable
+from reproduce.histogram_overlay import grouping
 
 PLUGIN_NAME = "histogram_overlay"  # also the route prefix and the URL's tab name
 TAB_NAME = "Histogram overlay"
@@ -50,6 +64,7 @@ CONTENT_TYPES = {".js": "text/javascript", ".css": "text/css"}
 # every step (stock TensorBoard keeps 500 histograms per tag, sampled).
 ALL_DATA = 10**9
 DEFAULT_KIND = tag_names.GRADIENTS  # the default tag is the first tag of this kind
+VIEW_OPTIONS = ("color", "panel", "x", "agg", "view")  # of the data route, as in the URL
 _DIGITS = re.compile(r"(\d+)")
 _ENDS_IN_NUMBER = re.compile(r"\d$")
 
@@ -87,10 +102,11 @@ class HistogramOverlayPlugin(base_plugin.TBPlugin):
 
     @wrappers.Request.application
     def _serve_data(self, request):
+        options = {name: request.args[name] for name in VIEW_OPTIONS if request.args.get(name)}
         body = self.data_impl(plugin_util.context(request.environ),
                               plugin_util.experiment_id(request.environ),
                               request.args.get("tag", ""), request.args.get("runs", ""),
-                              request.args.get("step"))
+                              request.args.get("step"), **options)
         return http_util.Respond(request, body, "application/json")
 
     @wrappers.Request.application
@@ -118,12 +134,19 @@ class HistogramOverlayPlugin(base_plugin.TBPlugin):
         return {"tags": matched, "default": default_tag(matched)}
 
     def data_impl(self, ctx, experiment, tag: str, runs_regex: str = "",
-                  step: str | None = None) -> dict:
+                  step: str | None = None, color: str | None = None, panel: str = "none",
+                  x: str = "auto", agg: str = "auto", view: str = "step") -> dict:
         """Returns the overlay of `tag` over the matching runs at `step` (see the module docstring).
 
         Raises:
             errors.InvalidArgumentError: a bad request; its message says what is wrong.
         """
+        for name, value, choices in (("x", x, grouping.X_SCALES),
+                                     ("agg", agg, grouping.AGGREGATES),
+                                     ("view", view, grouping.VIEWS)):
+            if value not in choices:
+                raise errors.InvalidArgumentError(
+                    f"{name}={value!r} is none of {', '.join(choices)}")
         if not tag:
             raise errors.InvalidArgumentError("tag is required, e.g. tag=gradients/dense_1/kernel")
         pattern = _compile(runs_regex, "runs")
@@ -150,8 +173,25 @@ class HistogramOverlayPlugin(base_plugin.TBPlugin):
                 f"step {requested} is outside the logged steps of {tag!r}: "
                 f"{logged[0]} to {logged[-1]}")
         table = compare.tabulate(run_events, [glob.escape(layer) for layer in layers], [requested])
-        return jsonable.finite(
-            _overlay(tag, logged, requested, layers, layer_names, table, run_events))
+        answer = _overlay(tag, logged, requested, layers, layer_names, table, run_events)
+        hparams = grouping.hparams_by_run(self._sessions(ctx, experiment), list(run_events))
+        names = sorted({name for values in hparams.values() for name in values})
+        color, panel = _grouping_names(color, panel, names)
+        grouped = grouping.arrange(answer["series"], run_events, tag, hparams, color, panel,
+                                   x, agg, view)
+        return jsonable.finite({**answer, **grouped, "hparams": names})
+
+    def _sessions(self, ctx, experiment) -> dict:
+        """Session run -> its hparams, from the HParams plugin's session_start_info summaries."""
+        listing = self._data_provider.list_tensors(ctx, experiment_id=experiment,
+                                                   plugin_name=hparams_metadata.PLUGIN_NAME)
+        sessions = {}
+        for run, tags in listing.items():
+            series = tags.get(hparams_metadata.SESSION_START_INFO_TAG)
+            found = series and grouping.session_hparams(series.plugin_content)
+            if found is not None:
+                sessions[run] = found
+        return sessions
 
     def _list_histograms(self, ctx, experiment) -> dict:
         return self._data_provider.list_tensors(ctx, experiment_id=experiment,
@@ -225,6 +265,19 @@ def _overlay(tag, logged, step, layers, layer_names, table: compare.Table,
     }
 
 
+def _grouping_names(color, panel, names) -> tuple[str, str]:
+    """`color` (default `activation` if a run has it, else `run`) and `panel`, checked."""
+    if color is None:
+        color = grouping.DEFAULT_COLOR if grouping.DEFAULT_COLOR in names else grouping.BY_RUN
+    for option, value, other in (("color", color, grouping.BY_RUN),
+                                 ("panel", panel, grouping.NO_PANEL)):
+        if value != other and value not in names:
+            raise errors.InvalidArgumentError(
+                f"{option}={value!r} is no hyperparameter of these runs; choose {other!r} or "
+                f"one of: {', '.join(names) or '(the runs log no hparams)'}")
+    return color, panel
+
+
 def sort_names(names) -> list[str]:
     """Sorted, numbers by value: `dense_2` before `dense_10`."""
     return sorted(names, key=_natural_key)
@@ -236,9 +289,11 @@ def _natural_key(name: str) -> list:
 
 
 def default_tag(tags: list[str]) -> str | None:
-    """The first `gradients/` tag of `tags`, else the first tag, else None."""
-    return next((tag for tag in tags if tag.startswith(f"{DEFAULT_KIND}/")),
-                tags[0] if tags else None)
+    """The first `gradients/.../kernel` tag of `tags` (what users compare first), else the
+    first `gradients/` tag, else the first tag, else None."""
+    gradients = [tag for tag in tags if tag.startswith(f"{DEFAULT_KIND}/")]
+    kernels = [tag for tag in gradients if tag.endswith("/kernel")]
+    return (kernels or gradients or tags or [None])[0]
 
 
 def layer_tags(tag: str, tags) -> tuple[list[str], list[str]]:

@@ -1,18 +1,26 @@
 // The Histogram overlay tab. TensorBoard loads this ES module into the tab's
 // iframe (data/plugin_entry.html?name=histogram_overlay) and calls render().
 //
-// The view's state (tags regex, tag, runs regex, step, log y, layer metric)
-// lives in the URL, so a view can be shared: TensorBoard's own hash holds it
+// The view's state (tags regex, tag, runs regex, step, log y, layer metric, the
+// hparams to colour and panel by, the x scale, runs or group bands, one step or
+// all steps) lives in the URL, so a view can be shared: TensorBoard's own hash holds it
 // as `#histogram_overlay&p.histogram_overlay.tag=...&p.histogram_overlay.runs=...`
 // (TensorBoard's convention for plugin state in the URL), and the iframe's
 // query holds the same keys when data/plugin_entry.html is opened alone.
 
-import {drawLayers, drawOverlay, fillLegend, fillTable, runColours} from './views.js';
+import {groupColours} from './chart.js';
+import {drawSteps} from './steps.js';
+import {drawLayers, drawOverlay, fillLegend, fillTable} from './views.js';
 
 const PLUGIN = 'histogram_overlay';
 const PREFIX = `p.${PLUGIN}.`;
-const KEYS = ['tags', 'tag', 'runs', 'step', 'logy', 'metric'];
+const KEYS = ['tags', 'tag', 'runs', 'step', 'logy', 'metric', 'color', 'panel', 'x', 'agg',
+              'view'];
 const METRICS = {norm: 'norm (logged scalar)', std: 'std of the histogram'};
+// The choices the server takes (its answer says what `auto` became).
+const SCALES = {auto: 'auto', linear: 'linear', symlog: 'symmetric log', std: 'x / run std'};
+const AGGREGATES = {auto: 'auto', runs: 'every run', bands: 'group median and 25-75% band'};
+const VIEWS = {step: 'at one step', steps: 'over steps'};
 
 export async function render() {
   const stylesheet = document.createElement('link');
@@ -90,6 +98,11 @@ class View {
       step: state.step === undefined || state.step === '' ? null : state.step,
       logy: state.logy === '1' ? '1' : '',
       metric: state.metric in METRICS ? state.metric : 'norm',
+      color: state.color || null,  // the server's default: activation, if the runs have it
+      panel: state.panel || 'none',
+      x: state.x in SCALES ? state.x : 'auto',
+      agg: state.agg in AGGREGATES ? state.agg : 'auto',
+      view: state.view in VIEWS ? state.view : 'step',
     };
     this.request = 0;  // answers to older requests are dropped
     this.tagFilter = element('input', {id: 'tag-filter', type: 'search', spellcheck: 'false',
@@ -104,6 +117,12 @@ class View {
     for (const [value, label] of Object.entries(METRICS)) {
       this.metricSelect.append(element('option', {value}, label));
     }
+    this.colorSelect = element('select', {id: 'color'});
+    this.panelSelect = element('select', {id: 'panel'});
+    this.xSelect = this.choices('x', SCALES);
+    this.aggSelect = this.choices('agg', AGGREGATES);
+    this.viewSelect = this.choices('view', VIEWS);
+    this.resolved = element('span', {id: 'resolved', class: 'resolved'});
     this.message = element('div', {id: 'message', role: 'status'});
     this.overlay = element('div', {id: 'overlay', class: 'chart'});
     this.legend = element('ul', {id: 'legend', class: 'legend'});
@@ -147,6 +166,14 @@ class View {
       this.state.metric = this.metricSelect.value;
       this.draw();
     });
+    for (const [key, control] of [['color', this.colorSelect], ['panel', this.panelSelect],
+                                  ['x', this.xSelect], ['agg', this.aggSelect],
+                                  ['view', this.viewSelect]]) {
+      control.addEventListener('change', () => {
+        this.state[key] = control.value;
+        this.loadData();
+      });
+    }
 
     const label = (text, control) => element('label', {}, text, control);
     this.root = element(
@@ -155,6 +182,10 @@ class View {
         element('div', {class: 'controls'},
                 label('tags ', this.tagFilter), label('tag ', this.tagSelect),
                 label('runs ', this.runFilter)),
+        element('div', {class: 'controls'},
+                label('colour by ', this.colorSelect), label('panel by ', this.panelSelect),
+                label('x ', this.xSelect), label('show ', this.aggSelect),
+                label('view ', this.viewSelect), this.resolved),
         element('div', {class: 'controls'},
                 label('', this.stepSlider), this.stepLabel,
                 label(' log y ', this.logY)),
@@ -169,6 +200,30 @@ class View {
       this.hover.style.left = `${event.pageX + 12}px`;
       this.hover.style.top = `${event.pageY + 12}px`;
     });
+  }
+
+  choices(id, options) {
+    const select = element('select', {id});
+    for (const [value, text] of Object.entries(options)) {
+      select.append(element('option', {value}, text));
+    }
+    select.value = this.state[id];
+    return select;
+  }
+
+  /** The colour and panel choices: `run` or `none`, then every hparam of the runs. */
+  fillHparams(data) {
+    const options = (first, text) => [element('option', {value: first}, text),
+                                      ...data.hparams.map((name) => element('option',
+                                                                            {value: name}, name))];
+    this.colorSelect.replaceChildren(...options('run', 'run (each its own)'));
+    this.panelSelect.replaceChildren(...options('none', 'none'));
+    this.colorSelect.value = data.color;
+    this.panelSelect.value = data.panel;
+    const auto = [];
+    if (this.state.x === 'auto') auto.push(`x: ${data.x}`);
+    if (this.state.agg === 'auto') auto.push(`show: ${data.agg === 'bands' ? 'bands' : 'runs'}`);
+    this.resolved.textContent = auto.length ? `(auto: ${auto.join(', ')})` : '';
   }
 
   sliderStep() {
@@ -221,8 +276,10 @@ class View {
     this.showMessage('loading...', false);
     let data;
     try {
-      data = await this.fetchJSON(
-          'data', {tag: this.state.tag, runs: this.state.runs, step: this.state.step});
+      data = await this.fetchJSON('data', {
+        tag: this.state.tag, runs: this.state.runs, step: this.state.step,
+        color: this.state.color, panel: this.state.panel, x: this.state.x, agg: this.state.agg,
+        view: this.state.view});
     } catch (error) {
       if (request === this.request) this.fail(error.message);
       return;
@@ -233,7 +290,9 @@ class View {
     this.stepSlider.max = String(data.steps.length - 1);
     this.stepSlider.value = String(index >= 0 ? index : data.steps.length - 1);
     this.stepLabel.textContent = `step ${data.step}`;
-    this.message.textContent = `${data.series.length} runs with ${data.tag} at step ` +
+    this.fillHparams(data);
+    const grouped = data.color === 'run' ? '' : `, ${data.groups.length} groups by ${data.color}`;
+    this.message.textContent = `${data.series.length} runs with ${data.tag}${grouped} at step ` +
         `${data.step} (logged steps ${data.steps[0]} to ${data.steps[data.steps.length - 1]})`;
     this.message.className = '';
     this.draw();
@@ -253,13 +312,16 @@ class View {
 
   draw() {
     if (!this.data) return;
-    const colours = runColours(this.data.series.length);
+    const colours = groupColours(this.data.groups);
     const hover = {
-      enter: (run, text) => {
+      // `key`: {run} highlights what is drawn for that run, {group} all of its group.
+      enter: (key, text) => {
         this.hover.textContent = text;
         this.hover.classList.add('visible');
-        for (const node of document.querySelectorAll('[data-run]')) {
-          node.classList.toggle('highlight', node.dataset.run === run);
+        for (const node of document.querySelectorAll('[data-run], [data-group]')) {
+          const runs = node.dataset.runs ? node.dataset.runs.split(' ') : [node.dataset.run];
+          node.classList.toggle('highlight', key.run !== undefined ? runs.includes(key.run)
+                                                                    : node.dataset.group === key.group);
         }
         document.body.classList.add('highlighting');
       },
@@ -268,7 +330,11 @@ class View {
         document.body.classList.remove('highlighting');
       },
     };
-    drawOverlay(this.overlay, this.data, colours, this.state.logy === '1', hover);
+    if (this.data.view === 'steps') {
+      drawSteps(this.overlay, this.data, colours, hover);
+    } else {
+      drawOverlay(this.overlay, this.data, colours, this.state.logy === '1', hover);
+    }
     fillLegend(this.legend, this.data, colours, hover);
     drawLayers(this.layers, this.data, colours, this.state.metric, hover);
     fillTable(this.table, this.data, colours);

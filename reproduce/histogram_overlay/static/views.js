@@ -1,89 +1,25 @@
-// SVG drawing of the Histogram overlay tab: the overlay, its legend, the layer
-// view and the table. Every element drawn for a run carries `data-run`.
+// The Histogram overlay tab's views at one step: the overlay (one panel per value of the
+// panel hparam; every run, or each group's median and band), its legend of groups, the
+// layer view and the table. Every element drawn for a run carries `data-run` and
+// `data-group`; one drawn for a group carries `data-group` and `data-runs`.
 
-const SVG = 'http://www.w3.org/2000/svg';
-// matplotlib's tab10, as `reproduce compare` colours up to ten runs.
-const TAB10 = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd',
-               '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22', '#17becf'];
-const WIDTH = 760;
-const HEIGHT = 320;
-const MARGIN = {left: 64, right: 16, top: 12, bottom: 56};
+import {PANEL_SIZE, SIZE, frame, formatNumber, hoverable, logTicks, panelBox, scaleOf, svg,
+        ticks, title} from './chart.js';
+
 const LOG_Y_RATIO = 100;  // the layer view gets a log y axis when values span more than this
 
-export function runColours(count) {
-  if (count <= TAB10.length) return TAB10.slice(0, count);
-  return Array.from({length: count}, (_, index) =>
-    `hsl(${Math.round((360 * index) / count)}, 70%, 42%)`);
-}
-
-function svg(tag, attributes = {}, ...children) {
-  const node = document.createElementNS(SVG, tag);
-  for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, value);
-  node.append(...children);
-  return node;
-}
-
-function title(text) {
-  return svg('title', {}, text);
-}
-
-function formatNumber(value) {
-  if (value === 0) return '0';
-  const magnitude = Math.abs(value);
-  if (magnitude < 1e-3 || magnitude >= 1e5) return value.toExponential(1);
-  return String(Number(value.toPrecision(3)));
-}
-
-/** About `count` round tick values covering [low, high]. */
-function ticks(low, high, count = 5) {
-  if (!(high > low)) return [low];
-  const rough = (high - low) / count;
-  const power = 10 ** Math.floor(Math.log10(rough));
-  const step = [1, 2, 5, 10].map((factor) => factor * power).find((size) => size >= rough);
-  const values = [];
-  for (let value = Math.ceil(low / step) * step; value <= high + step * 1e-9; value += step) {
-    values.push(Math.abs(value) < step * 1e-9 ? 0 : value);
-  }
-  return values;
-}
-
-/** A plot area with its axes: returns {root, x, y} with x, y mapping data to pixels. */
-function frame(xDomain, yDomain, options) {
-  const [x0, x1] = xDomain;
-  const [y0, y1] = yDomain;
-  const left = MARGIN.left;
-  const right = WIDTH - MARGIN.right;
-  const top = MARGIN.top;
-  const bottom = HEIGHT - MARGIN.bottom;
-  const x = (value) => left + ((value - x0) / (x1 - x0 || 1)) * (right - left);
-  const y = (value) => bottom - ((value - y0) / (y1 - y0 || 1)) * (bottom - top);
-  const root = svg('svg', {viewBox: `0 0 ${WIDTH} ${HEIGHT}`, width: WIDTH, height: HEIGHT,
-                           class: options.className});
-  const axes = svg('g', {class: 'axes'});
-  axes.append(svg('line', {x1: left, x2: right, y1: bottom, y2: bottom}),
-              svg('line', {x1: left, x2: left, y1: top, y2: bottom}));
-  for (const [value, text] of options.xTicks) {
-    axes.append(svg('line', {x1: x(value), x2: x(value), y1: bottom, y2: bottom + 4}),
-                svg('text', {x: x(value), y: bottom + 16, 'text-anchor': 'middle'}, text));
-  }
-  for (const [value, text] of options.yTicks) {
-    axes.append(svg('line', {x1: left - 4, x2: left, y1: y(value), y2: y(value)}),
-                svg('text', {x: left - 6, y: y(value) + 4, 'text-anchor': 'end'}, text));
-  }
-  axes.append(svg('text', {x: (left + right) / 2, y: HEIGHT - 8, 'text-anchor': 'middle',
-                           class: 'label'}, options.xLabel),
-              svg('text', {x: 14, y: (top + bottom) / 2, 'text-anchor': 'middle', class: 'label',
-                           transform: `rotate(-90 14 ${(top + bottom) / 2})`}, options.yLabel));
-  root.append(axes);
-  return {root, x, y, bottom, top};
+/** A run's buckets without those holding a non-finite number (sent as null). */
+function finiteBuckets(series) {
+  return series.buckets.filter((bucket) => bucket.every(Number.isFinite));
 }
 
 /**
- * A run's histogram as density (count per unit of x, over the run's total
- * count): [{left, right, density}], or {spike: value} when every bucket has
- * zero width (constant data).
+ * A run's histogram on the x scale as density (share of its count per unit of the axis):
+ * {bars: [{left, right, density}]}, or {spike: x} when every bucket has zero width.
  */
-function densities(buckets) {
+function densities(series, scale) {
+  const buckets = finiteBuckets(series).map(([left, right, count]) => [
+    scale.apply(left, series.std), scale.apply(right, series.std), count]);
   const total = buckets.reduce((sum, bucket) => sum + bucket[2], 0);
   if (!(total > 0)) return {bars: []};
   const varied = buckets.filter(([left, right]) => right > left);
@@ -92,78 +28,113 @@ function densities(buckets) {
     left, right, density: count / (right - left) / total}))};
 }
 
-function logTicks(low, high) {
-  const values = [];
-  for (let power = Math.ceil(low); power <= Math.floor(high); power++) values.push(power);
-  return (values.length ? values : [low]).map((power) => [power, `1e${power}`]);
+/** The y axis of densities: [domain, ticks, map]; log y puts zero a decade below the least. */
+function densityAxis(values, logY) {
+  const positive = values.filter((value) => value > 0);
+  const peak = Math.max(1e-12, ...values);
+  const floor = positive.length ? Math.log10(Math.min(...positive)) - 1 : -1;
+  const map = logY ? (value) => (value > 0 ? Math.log10(value) : floor) : (value) => value;
+  const domain = logY ? [floor, Math.log10(peak)] : [0, peak * 1.05];
+  const yTicks = logY ? logTicks(...domain)
+                      : ticks(...domain).map((value) => [value, formatNumber(value)]);
+  return {domain, yTicks, map};
 }
 
-/** A run's buckets without those holding a non-finite number (sent as null). */
-function finiteBuckets(series) {
-  return series.buckets.filter((bucket) => bucket.every(Number.isFinite));
+function stepPath(chart, edges, heights, base) {
+  let path = `M${chart.x(edges[0])},${base}`;
+  heights.forEach((height, index) => {
+    path += `L${chart.x(edges[index])},${height}L${chart.x(edges[index + 1])},${height}`;
+  });
+  return `${path}L${chart.x(edges[edges.length - 1])},${base}`;
 }
 
 export function drawOverlay(container, data, colours, logY, hover) {
-  const shapes = data.series.map((series) => densities(finiteBuckets(series)));
-  const filled = data.series.flatMap(
-      (series) => finiteBuckets(series).filter((bucket) => bucket[2] > 0));
-  let xLow = Math.min(...filled.map((bucket) => bucket[0]));
-  let xHigh = Math.max(...filled.map((bucket) => bucket[1]));
-  if (!filled.length) [xLow, xHigh] = [-1, 1];
-  if (!(xHigh > xLow)) [xLow, xHigh] = [xLow - 0.5, xHigh + 0.5];
-  const values = shapes.flatMap((shape) => shape.bars.map((bar) => bar.density));
-  const positive = values.filter((value) => value > 0);
-  const peak = Math.max(1e-12, ...values);
-  // Log y: zero density sits at the floor, a decade below the smallest density.
-  const floor = positive.length ? Math.log10(Math.min(...positive)) - 1 : -1;
-  const transform = logY ? (value) => (value > 0 ? Math.log10(value) : floor) : (value) => value;
-  const yDomain = logY ? [floor, Math.log10(peak)] : [0, peak * 1.05];
-  const yTicks = logY ? logTicks(...yDomain)
-                      : ticks(...yDomain).map((value) => [value, formatNumber(value)]);
-  const chart = frame([xLow, xHigh], yDomain, {
-    className: 'overlay', xTicks: ticks(xLow, xHigh).map((value) => [value, formatNumber(value)]),
-    yTicks, xLabel: data.tag, yLabel: logY ? 'density (log)' : 'density'});
-  const base = chart.y(yDomain[0]);
-  data.series.forEach((series, index) => {
-    const shape = shapes[index];
-    let path;
-    if (shape.spike !== undefined) {
-      path = `M${chart.x(shape.spike)},${base}V${chart.top}`;
-    } else if (shape.bars.length) {
-      path = `M${chart.x(shape.bars[0].left)},${base}` + shape.bars.map((bar) => {
-        const height = chart.y(transform(bar.density));
-        return `L${chart.x(bar.left)},${height}L${chart.x(bar.right)},${height}`;
-      }).join('') + `L${chart.x(shape.bars[shape.bars.length - 1].right)},${base}`;
+  const scale = scaleOf(data);
+  const several = data.panels.length > 1;
+  const byRun = new Map(data.series.map((series) => [series.run, series]));
+  const charts = data.panels.map((panel) => {
+    const members = panel.runs.map((run) => byRun.get(run));
+    const shapes = members.map((series) => densities(series, scale));
+    const values = data.agg === 'bands'
+      ? panel.bands.flatMap((band) => band.high)
+      : shapes.flatMap((shape) => shape.bars.map((bar) => bar.density));
+    const axis = densityAxis(values.filter(Number.isFinite), logY);
+    const chart = frame(panel.range, axis.domain, {
+      className: 'overlay', size: several ? PANEL_SIZE : SIZE,
+      xTicks: scale.ticks(...panel.range), yTicks: axis.yTicks,
+      xLabel: scale.label ? `${data.tag} (${scale.label})` : data.tag,
+      yLabel: logY ? 'density (log)' : 'density'});
+    const base = chart.y(axis.domain[0]);
+    if (data.agg === 'bands') {
+      for (const band of panel.bands) drawBand(chart, band, colours, axis.map, base, hover);
     } else {
-      path = '';  // an empty histogram: nothing to draw, but the run is listed
+      members.forEach((series, index) => {
+        const shape = shapes[index];
+        let path = '';  // an empty histogram: nothing to draw, but the run is listed
+        if (shape.spike !== undefined) {
+          path = `M${chart.x(shape.spike)},${base}V${chart.top}`;
+        } else if (shape.bars.length) {
+          path = stepPath(chart, [...shape.bars.map((bar) => bar.left),
+                                  shape.bars[shape.bars.length - 1].right],
+                          shape.bars.map((bar) => chart.y(axis.map(bar.density))), base);
+        }
+        const text = `${series.run} (${series.group}, step ${series.step})`;
+        const colour = colours.get(series.group);
+        chart.root.append(hoverable(svg('path', {
+          d: path, class: 'series', 'data-run': series.run, 'data-group': series.group,
+          'data-step': series.step, stroke: colour, fill: colour}, title(text)),
+        hover, {run: series.run}, text));
+      });
     }
-    const text = `${series.run} (step ${series.step})`;
-    const node = svg('path', {d: path, class: 'series', 'data-run': series.run,
-                              'data-step': series.step, stroke: colours[index],
-                              fill: colours[index]}, title(text));
-    node.addEventListener('mouseenter', () => hover.enter(series.run, text));
-    node.addEventListener('mouseleave', hover.leave);
-    chart.root.append(node);
+    return panelBox(chart.root, several ? panel.name : '', data.panel);
   });
-  container.replaceChildren(chart.root);
+  container.classList.toggle('panels', several);
+  container.replaceChildren(...charts);
+}
+
+function drawBand(chart, band, colours, map, base, hover) {
+  const edges = band.edges;
+  const colour = colours.get(band.group);
+  const upper = band.high.map((value) => chart.y(map(value)));
+  const lower = band.low.map((value) => chart.y(map(value)));
+  let area = `M${chart.x(edges[0])},${upper[0]}`;
+  upper.forEach((height, index) => {
+    area += `L${chart.x(edges[index])},${height}L${chart.x(edges[index + 1])},${height}`;
+  });
+  for (let index = lower.length - 1; index >= 0; index--) {
+    area += `L${chart.x(edges[index + 1])},${lower[index]}L${chart.x(edges[index])},${lower[index]}`;
+  }
+  const text = `${band.group}: median of ${band.runs.length} runs, 25-75% band`;
+  const attributes = {'data-group': band.group, 'data-runs': band.runs.join(' ')};
+  const group = svg('g', {class: 'band', ...attributes}, title(text));
+  group.append(svg('path', {d: `${area}Z`, class: 'band-area', fill: colour}),
+               svg('path', {d: stepPath(chart, edges, band.median.map((value) =>
+                 chart.y(map(value))), base), class: 'series median', stroke: colour,
+                            fill: 'none', ...attributes}));
+  chart.root.append(hoverable(group, hover, {group: band.group}, text));
 }
 
 export function fillLegend(list, data, colours, hover) {
-  list.replaceChildren(...data.series.map((series, index) => {
-    const text = `${series.run} (step ${series.step})`;
+  const counts = new Map();
+  for (const series of data.series) counts.set(series.group, (counts.get(series.group) || 0) + 1);
+  list.replaceChildren(...data.groups.map((group) => {
     const item = document.createElement('li');
-    item.dataset.run = series.run;
+    item.dataset.group = group;
     const swatch = document.createElement('span');
     swatch.className = 'swatch';
-    swatch.style.background = colours[index];
-    const step = document.createElement('span');
-    step.className = 'step';
-    step.textContent = ` step ${series.step}`;
-    item.append(swatch, series.run, step);
-    item.title = text;
-    item.addEventListener('mouseenter', () => hover.enter(series.run, text));
-    item.addEventListener('mouseleave', hover.leave);
-    return item;
+    swatch.style.background = colours.get(group);
+    const count = document.createElement('span');
+    count.className = 'step';
+    if (data.color === 'run') {
+      const series = data.series.find((each) => each.run === group);
+      item.dataset.run = group;
+      count.textContent = ` step ${series.step}`;
+    } else {
+      count.textContent = ` ${counts.get(group)} run${counts.get(group) === 1 ? '' : 's'}`;
+    }
+    item.append(swatch, group, count);
+    item.title = data.color === 'run' ? group : `${data.color} = ${group}`;
+    return hoverable(item, hover, {group}, item.title);
   }));
 }
 
@@ -193,7 +164,7 @@ export function drawLayers(container, data, colours, metric, hover) {
     className: 'layers', xTicks: names.map((name, index) => [index, name]), yTicks,
     xLabel: `layers of ${data.tag}`, yLabel: metric === 'norm' ? 'norm' : 'std'});
   lines.forEach((line, index) => {
-    const run = data.series[index].run;
+    const {run, group, step} = data.series[index];
     const points = line.map((value, layer) => (
       value === null || !Number.isFinite(value) || (logY && !(value > 0))
         ? null : [chart.x(layer), chart.y(transform(value))]));
@@ -201,41 +172,42 @@ export function drawLayers(container, data, colours, metric, hover) {
     const path = points.map((point, layer) => (
       point === null ? '' : `${layer && points[layer - 1] ? 'L' : 'M'}${point[0]},${point[1]}`))
       .join('');
-    const text = `${run} (step ${data.series[index].step})`;
-    const group = svg('g', {class: 'layer-series', 'data-run': run, stroke: colours[index],
-                            fill: colours[index]}, title(text));
-    group.append(svg('path', {d: path, fill: 'none'}));
+    const text = `${run} (${group}, step ${step})`;
+    const node = svg('g', {class: 'layer-series', 'data-run': run, 'data-group': group,
+                           stroke: colours.get(group), fill: colours.get(group)}, title(text));
+    node.append(svg('path', {d: path, fill: 'none'}));
     points.forEach((point, layer) => {
       if (point) {
-        group.append(svg('circle', {cx: point[0], cy: point[1], r: 3},
-                         title(`${run}, ${names[layer]}: ${formatNumber(line[layer])}`)));
+        node.append(svg('circle', {cx: point[0], cy: point[1], r: 3},
+                        title(`${run}, ${names[layer]}: ${formatNumber(line[layer])}`)));
       }
     });
-    group.addEventListener('mouseenter', () => hover.enter(run, text));
-    group.addEventListener('mouseleave', hover.leave);
-    chart.root.append(group);
+    chart.root.append(hoverable(node, hover, {run}, text));
   });
   container.replaceChildren(chart.root);
 }
 
 export function fillTable(table, data, colours) {
   const symbol = data.symbol;
-  const headers = ['', 'run', 'step', `mean|${symbol}|`, 'std', 'norm',
-                   `norm ratio ${data.ratio_layers}`];
+  const headers = ['', 'run', data.color === 'run' ? null : data.color, 'step',
+                   `mean|${symbol}|`, 'std', 'norm', `norm ratio ${data.ratio_layers}`]
+      .filter((text) => text !== null);
   const head = document.createElement('tr');
   for (const text of headers) {
     const cell = document.createElement('th');
     cell.textContent = text;
     head.append(cell);
   }
-  const rows = data.series.map((series, index) => {
+  const rows = data.series.map((series) => {
     const row = document.createElement('tr');
     row.dataset.run = series.run;
+    row.dataset.group = series.group;
     const swatch = document.createElement('span');
     swatch.className = 'swatch';
-    swatch.style.background = colours[index];
-    const cells = [swatch, series.run, String(series.step), series.cells.mean_abs,
-                   series.cells.std, series.cells.norm, series.cells.ratio];
+    swatch.style.background = colours.get(series.group);
+    const cells = [swatch, series.run, data.color === 'run' ? null : series.group,
+                   String(series.step), series.cells.mean_abs, series.cells.std,
+                   series.cells.norm, series.cells.ratio].filter((cell) => cell !== null);
     for (const content of cells) {
       const cell = document.createElement('td');
       cell.append(content);
