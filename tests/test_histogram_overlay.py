@@ -10,6 +10,7 @@ import urllib.request
 
 import numpy as np
 import pytest
+from conftest import run_cli
 from headless_chromium import Chromium
 from test_compare import LAYERS, MEAN_ABS, NORM, SCALES, STD, STEPS, make_run
 from test_tensorboard import REQUEST_SECONDS, STARTUP_SECONDS, Server, free_port, running
@@ -419,3 +420,65 @@ def test_browser_draws_one_series_per_run_and_keeps_the_view_in_the_url(server, 
         assert drawn["overlay"] == []
     assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert screenshot.stat().st_size > 20_000  # a page with charts, not a blank one
+
+
+# A real sweep, trained by `reproduce sweep`: 2 activations x 2 datasets.
+REAL_SWEEP = """experiment = "grouped"
+[grid]
+activation = ["linear", "relu"]
+dataset = ["moons", "circles"]
+[fixed]
+depth = 2
+width = 8
+batch_size = 16
+epochs = 2
+samples = 80
+steps_per_execution = 4
+probe_size = 32
+"""
+
+
+@pytest.fixture(scope="module")
+def real_sweep_server(tmp_path_factory):
+    logdir = tmp_path_factory.mktemp("real")
+    (logdir / "grouped.toml").write_text(REAL_SWEEP)
+    result = run_cli("sweep", logdir / "grouped.toml", "--logdir", logdir, "--jobs", "2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    port = free_port()
+    log_path = tmp_path_factory.mktemp("tensorboard") / "tensorboard.log"
+    command = tensorboard.build_command(logdir, port=port)
+    with running(command, log_path) as process:
+        server = Server(f"http://{tensorboard.DEFAULT_HOST}:{port}")
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while not real_sweep_loaded(server):
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"TensorBoard did not serve the sweep:\n{log_path.read_text()[-3000:]}")
+            time.sleep(0.5)
+        yield server
+
+
+def real_sweep_loaded(server) -> bool:
+    try:
+        answer = server.get(f"{ROUTE}/data", tag=TAG, color="activation")
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return False
+    return len(answer["series"]) == 4 and len(answer["groups"]) == 2
+
+
+def test_browser_groups_a_real_sweep_by_activation_in_panels_by_dataset(real_sweep_server,
+                                                                       tmp_path):
+    state = "&".join(f"p.{plugin.PLUGIN_NAME}.{key}={value}" for key, value in (
+        ("color", "activation"), ("panel", "dataset"), ("x", "symlog")))
+    with Chromium(tmp_path / "profile", tmp_path / "chromium.log") as browser:
+        page, drawn = draw(browser, f"{real_sweep_server.base}/#{plugin.PLUGIN_NAME}&{state}")
+        assert drawn["state"] == "ready", drawn["message"]
+        assert [(panel["name"], sorted(set(panel["groups"]))) for panel in drawn["panels"]] == [
+            ("circles", ["linear", "relu"]), ("moons", ["linear", "relu"])]
+        assert sorted(series["group"] for series in drawn["overlay"]) == [
+            "linear", "linear", "relu", "relu"]
+        assert all(series["drawn"] for series in drawn["overlay"])
+        assert drawn["legendGroups"] == ["linear", "relu"]
+        change(browser, page, "#view", "steps")
+        drawn = shown(browser, page, lambda drawn: len(drawn["bands"]) == 4)
+        assert [band["group"] for band in drawn["bands"]] == ["linear", "relu"] * 2
+        assert all(band["drawn"] for band in drawn["bands"])
