@@ -6,6 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 LOGDIR ?= logs
 STAMP := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
 
 .PHONY: reproduce beyond test tensorboard clean
 
@@ -15,13 +16,18 @@ $(STAMP): setup.cfg pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+# The tests also run sweeps on an embedded Ray instance (`--ray local`).
+$(TEST_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[test,cluster]'
+	touch $(TEST_STAMP)
+
 reproduce: $(STAMP)
 	$(BIN)/reproduce article --logdir $(LOGDIR)
 
 beyond: $(STAMP)
 	$(BIN)/reproduce beyond --logdir $(LOGDIR)
 
-test: $(STAMP)
+test: $(TEST_STAMP)
 	$(BIN)/python -m pytest
 
 tensorboard: $(STAMP)

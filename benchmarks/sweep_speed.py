@@ -9,8 +9,12 @@
 2. The default article sweep (75 runs) into temporary folders, fresh and
    reused with the default workers (one per core plus one), and reused with
    one per core: the wall time and seconds per run in its worker.
+3. The same sweep as a user starts it, `reproduce sweep` in a new process,
+   with the local pool and with `--ray local` (an embedded Ray instance,
+   started by each command), alternately: the wall times and their ratio
+   (goal: Ray within 1.3x of the local pool). Needs the cluster extra.
 
-    python benchmarks/sweep_speed.py [--runs 6] [--no-sweep]
+    python benchmarks/sweep_speed.py [--runs 6] [--no-sweep] [--ray-repeats 2]
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 
@@ -105,14 +111,43 @@ def sweep_times() -> None:
               f"run in its worker ({len(trained)} runs)", flush=True)
 
 
+RAY_GOAL = 1.3  # Ray's wall time over the local pool's, at most
+
+
+def ray_times(repeats: int) -> None:
+    print(f"\nThe article sweep by `reproduce sweep`, local pool against --ray local, "
+          f"alternately ({repeats} each):")
+    times = {"local pool": [], "--ray local": []}
+    for repeat in range(repeats):
+        for name, flags in (("local pool", []), ("--ray local", ["--ray", "local"])):
+            with tempfile.TemporaryDirectory() as logdir:
+                start = time.perf_counter()
+                subprocess.run([sys.executable, "-m", "reproduce.cli", "sweep", "--logdir", logdir,
+                                *flags], check=True, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+                times[name].append(time.perf_counter() - start)
+            print(f"  {repeat + 1}/{repeats} {name:12} {times[name][-1]:6.1f}s", flush=True)
+    ratio = statistics.median(times["--ray local"]) / statistics.median(times["local pool"])
+    verdict = "meets" if ratio <= RAY_GOAL else "misses"
+    print(f"  median: local pool {statistics.median(times['local pool']):.1f}s, --ray local "
+          f"{statistics.median(times['--ray local']):.1f}s: {ratio:.2f}x ({verdict} the goal "
+          f"of {RAY_GOAL}x)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=6, help="runs per pass in part 1")
-    parser.add_argument("--no-sweep", action="store_true", help="skip part 2")
+    parser.add_argument("--no-sweep", action="store_true", help="skip parts 2 and 3")
+    parser.add_argument("--ray-repeats", type=int, default=2,
+                        help="alternations of part 3 (0 skips it)")
+    parser.add_argument("--only-ray", action="store_true", help="run part 3 alone")
     args = parser.parse_args()
-    per_run_costs(args.runs)
-    if not args.no_sweep:
-        sweep_times()
+    if not args.only_ray:
+        per_run_costs(args.runs)
+        if not args.no_sweep:
+            sweep_times()
+    if (args.only_ray or not args.no_sweep) and args.ray_repeats:
+        ray_times(args.ray_repeats)
 
 
 if __name__ == "__main__":

@@ -11,13 +11,14 @@ from reproduce.sweep import Sweep, SweepSummary, format_duration
 
 
 def run_sweep(sweep: Sweep, logdir, jobs: int | None = None,
-              on_core_idle=None) -> SweepSummary:
+              on_core_idle=None, ray=None) -> SweepSummary:
     """Runs `sweep` and writes the experiment-level TensorBoard summaries (HParams, layout).
 
-    `on_core_idle`: see `sweep.run_all`; by default it imports what the summaries need.
+    `on_core_idle`, `ray`: see `sweep.run_all`; by default `on_core_idle` imports what the
+    summaries need.
     """
     summary = sweep_module.run_all(sweep, logdir, jobs=jobs,
-                                   on_core_idle=on_core_idle or import_summaries)
+                                   on_core_idle=on_core_idle or import_summaries, ray=ray)
     from reproduce.tensorboard import write_experiment_summaries
 
     print(summary.describe(), flush=True)
@@ -56,8 +57,11 @@ def import_analysis() -> None:
         pass
 
 
-def run_article(logdir, jobs: int | None = None, sweep: Sweep | None = None) -> Path:
+def run_article(logdir, jobs: int | None = None, sweep: Sweep | None = None,
+                ray=None) -> Path:
     """Runs the article sweep (skipping completed runs), then its figures and report.
+
+    `ray`: `ray_pool.RayOptions` to train the runs on Ray instead of local workers.
 
     Returns:
         The experiment folder.
@@ -69,7 +73,7 @@ def run_article(logdir, jobs: int | None = None, sweep: Sweep | None = None) -> 
 
     start = time.perf_counter()
     sweep = sweep or sweep_module.load_sweep()
-    summary = run_sweep(sweep, logdir, jobs, on_core_idle=import_analysis)
+    summary = run_sweep(sweep, logdir, jobs, on_core_idle=import_analysis, ray=ray)
     root = summary.experiment_dir
     if not summary.chief:
         return root  # the chief writes the figures and the report

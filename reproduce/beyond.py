@@ -40,7 +40,8 @@ class _Together(Sweep):
         return [config for part in self.parts for config in part.configs()]
 
 
-def run_beyond(logdir, jobs: int | None = None, sweeps: list[Sweep] | None = None) -> list[Path]:
+def run_beyond(logdir, jobs: int | None = None, sweeps: list[Sweep] | None = None,
+               ray=None) -> list[Path]:
     """Trains the experiments' runs (skipping completed ones), then their figures and reports.
 
     Prints the sweep's progress, then each experiment's figure and report
@@ -49,6 +50,7 @@ def run_beyond(logdir, jobs: int | None = None, sweeps: list[Sweep] | None = Non
     Args:
         logdir: the log root; each experiment goes to `<logdir>/<experiment>`.
         jobs: worker processes (default: `sweep.default_jobs()`).
+        ray: `ray_pool.RayOptions` to train the runs on Ray instead.
         sweeps: the sweeps to run instead of the packaged ones (tests run tiny ones).
 
     Returns:
@@ -63,7 +65,8 @@ def run_beyond(logdir, jobs: int | None = None, sweeps: list[Sweep] | None = Non
     start = time.perf_counter()
     sweeps = sweeps or beyond_sweeps()
     together = _Together("beyond", {}, {}, tuple(sweeps))
-    summary = sweep_module.run_all(together, logdir, jobs=jobs, on_core_idle=import_analysis)
+    summary = sweep_module.run_all(together, logdir, jobs=jobs, on_core_idle=import_analysis,
+                                   ray=ray)
     print(summary.describe(), flush=True)
     trained = time.perf_counter()
     by_experiment: dict[str, list[RunConfig]] = {}

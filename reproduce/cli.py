@@ -133,6 +133,33 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
                              "1 with a strategy other than default)")
     for field in ("strategy", "devices"):
         add_config_arguments(parser, [field])
+    add_ray_arguments(parser)
+
+
+def add_ray_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--ray", metavar="ADDRESS", default=None,
+                        help="train the runs as tasks on Ray: 'local' starts Ray on this "
+                             "machine, 'auto' or ray://HOST:10001 joins a cluster (needs the "
+                             "cluster extra)")
+    parser.add_argument("--ray-cpus", type=float, default=1.0, metavar="N",
+                        help="CPUs of each run on Ray (default: 1)")
+    parser.add_argument("--ray-gpus", type=float, default=0.0, metavar="N",
+                        help="GPUs of each run on Ray (default: 0)")
+
+
+def ray_from_args(args: argparse.Namespace):
+    """The `RayOptions` the command line asks for, or None; checked before TensorFlow loads.
+
+    Raises:
+        ConfigError: a bad value, or Ray is not installed.
+    """
+    if args.ray is None:
+        return None
+    from reproduce import ray_pool
+
+    options = ray_pool.RayOptions(args.ray, args.ray_cpus, args.ray_gpus)
+    ray_pool.require_ray()
+    return options
 
 
 def load_sweep_from_args(args: argparse.Namespace):
@@ -187,7 +214,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     sweep_usage = ("[SWEEP.toml] [--logdir DIR] [--activations A ...] [--datasets D ...] "
-                   "[--seeds S ...] [--jobs N] [--strategy S] [--devices D]")
+                   "[--seeds S ...] [--jobs N] [--strategy S] [--devices D] "
+                   "[--ray ADDRESS [--ray-cpus N] [--ray-gpus N]]")
 
     train = add_command(commands, "train", run_train, "train one configuration",
                         "reproduce train [options]",
@@ -210,12 +238,13 @@ def build_parser() -> argparse.ArgumentParser:
     beyond = add_command(
         commands, "beyond", run_beyond,
         "beyond the article: Saxe et al.'s deep linear dynamics (C6) and Glorot & Bengio's "
-        "saturation (C7) (`make beyond`)", "reproduce beyond [--logdir DIR] [--jobs N]",
+        "saturation (C7) (`make beyond`)", "reproduce beyond [--logdir DIR] [--jobs N] [--ray ADDRESS]",
         "Run the two experiments beyond the article (skipping completed runs), each into "
         "<logdir>/<experiment> with its figures and REPORT.md.")
     add_logdir_argument(beyond)
     beyond.add_argument("--jobs", type=int, default=None,
                         help="parallel worker processes (default: one per core plus one)")
+    add_ray_arguments(beyond)
     add_experiment_dir_argument(add_command(
         commands, "plot", run_plot,
         "loss-drop, overview and decision-boundary figures of an experiment",
@@ -272,10 +301,11 @@ def run_sweep(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from reproduce.article import run_sweep as train_sweep
     from reproduce.runs import check_writable
 
+    ray = ray_from_args(args)
     sweep = load_sweep_from_args(args)
     if not is_multi_worker(args):
         check_writable(args.logdir)
-    summary = train_sweep(sweep, args.logdir, args.jobs)
+    summary = train_sweep(sweep, args.logdir, args.jobs, ray=ray)
     print(f"Logs: {summary.experiment_dir}\n"
           f"Open them with: reproduce tensorboard {summary.experiment_dir}")
     return 1 if summary.failed else 0
@@ -285,10 +315,11 @@ def run_article(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     from reproduce.article import run_article as reproduce_article
     from reproduce.runs import check_writable
 
+    ray = ray_from_args(args)
     sweep = load_sweep_from_args(args)
     if not is_multi_worker(args):
         check_writable(args.logdir)
-    reproduce_article(args.logdir, args.jobs, sweep)
+    reproduce_article(args.logdir, args.jobs, sweep, ray=ray)
     return 0
 
 
@@ -296,13 +327,14 @@ def run_beyond(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
     from reproduce.beyond import beyond_sweeps, run_beyond as reproduce_beyond
     from reproduce.runs import check_writable
 
+    ray = ray_from_args(args)
     check_jobs(args.jobs)
     sweeps = beyond_sweeps()
     for sweep in sweeps:
         for config in sweep.configs():
             check_fits_in_memory(config)
     check_writable(args.logdir)
-    reproduce_beyond(args.logdir, args.jobs, sweeps)
+    reproduce_beyond(args.logdir, args.jobs, sweeps, ray=ray)
     return 0
 
 

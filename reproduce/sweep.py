@@ -10,6 +10,7 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import enum
+import functools
 import itertools
 import multiprocessing
 import os
@@ -152,6 +153,7 @@ class SweepSummary:
     seconds: float
     jobs: int
     chief: bool = True  # false on the other workers of a multi-worker sweep, which write nothing
+    runner: str = ""  # where the jobs ran, when not in local worker processes
 
     @property
     def trained(self) -> list[RunOutcome]:
@@ -172,7 +174,7 @@ class SweepSummary:
                 f"{len(self._with(Outcome.SKIPPED))} already complete, "
                 + (f"{elsewhere} completed by another process, " if elsewhere else "")
                 + f"{len(self.failed)} failed, in {format_duration(self.seconds)} with "
-                f"{self.jobs} job(s)")
+                f"{self.jobs} job(s)" + (f" on {self.runner}" if self.runner else ""))
         if trained:
             mean = sum(outcome.seconds for outcome in trained) / len(trained)
             line += (f"; {mean:.1f} s per run in its worker, "
@@ -186,7 +188,7 @@ def format_duration(seconds: float) -> str:
 
 
 def run_all(sweep: Sweep, logdir, jobs: int | None = None, verbose: int = 0,
-            reuse_models: bool = True, on_core_idle=None) -> SweepSummary:
+            reuse_models: bool = True, on_core_idle=None, ray=None) -> SweepSummary:
     """Trains every configuration of `sweep` that has no completed run yet.
 
     Completed (and diverged) runs are skipped, interrupted ones are redone,
@@ -201,16 +203,31 @@ def run_all(sweep: Sweep, logdir, jobs: int | None = None, verbose: int = 0,
     this process as the workers start: while their fork server loads their
     imports on one core (`workers`), another is free for work needed after
     the sweep (imports). The call has ended when `run_all` returns.
+    With `ray` (`ray_pool.RayOptions`), the runs are tasks of workers on a
+    Ray cluster instead (`ray_pool`), `jobs` of them (default: as many as
+    the cluster holds), with the same guarantees.
 
     Returns:
         A `SweepSummary`; its `describe()` line gives the wall time and time per run.
     """
     configs = sweep.configs()
     strategy = _sweep_strategy(configs, jobs)
-    if strategy != "default":
+    if ray is not None and strategy == "multi_worker":
+        raise ConfigError("--ray trains each run in one worker; a multi_worker sweep spreads "
+                          "each run over the TF_CONFIG workers instead")
+    if strategy != "default" and ray is None:
         jobs = jobs or 1  # each run already uses every device
-    jobs = max(1, min(jobs or default_jobs(), len(configs)))
     start = time.perf_counter()
+    if ray is None:
+        jobs = max(1, min(jobs or default_jobs(), len(configs)))
+    else:
+        from reproduce import ray_pool
+
+        # The imports needed after the sweep, while Ray starts and its workers load theirs.
+        meanwhile = threading.Thread(target=on_core_idle or (lambda: None), daemon=True)
+        meanwhile.start()
+        on_core_idle = None
+        jobs = min(ray_pool.worker_count(ray, jobs), len(configs))
 
     def check_completed():
         runs.check_writable(logdir)
@@ -236,25 +253,30 @@ def run_all(sweep: Sweep, logdir, jobs: int | None = None, verbose: int = 0,
             pending.append((index, config))
     progress.pending = len(pending)
     try:
-        options = _TrainOptions(str(logdir), verbose, reuse_models)
-        _train_pending(pending, jobs, options, progress, outcomes, on_core_idle)
+        # Ray's workers may start in another folder, or on another node of a shared filesystem.
+        options = _TrainOptions(str(Path(logdir).absolute() if ray else logdir), verbose,
+                                reuse_models)
+        train = _train_pending if ray is None else functools.partial(_train_on_ray, ray)
+        train(pending, jobs, options, progress, outcomes, on_core_idle)
         busy = [(index, config) for index, config in pending
                 if outcomes[index].status == Outcome.BUSY]
         if busy:
             print(f"Waiting for {len(busy)} run(s) in progress in another process", flush=True)
-            _train_pending(busy, jobs, dataclasses.replace(options, wait=True), progress,
-                           outcomes)
+            train(busy, jobs, dataclasses.replace(options, wait=True), progress, outcomes)
     except KeyboardInterrupt as interruption:
         unfinished = [config for index, config in pending
                       if index not in outcomes or outcomes[index].status == Outcome.BUSY]
         stopped = getattr(interruption, "unfinished", []) + _discard_unfinished(unfinished, logdir)
         raise Interrupted(stopped) from None
+    if ray is not None:
+        meanwhile.join()
     return SweepSummary(
         experiment_dir=runs.experiment_dir(logdir, sweep.experiment),
         outcomes=[outcomes[index] for index in sorted(outcomes)],
         seconds=time.perf_counter() - start,
         jobs=jobs,
         chief=chief,
+        runner=f"Ray ({ray.address})" if ray else "",
     )
 
 
@@ -278,6 +300,15 @@ class _TrainOptions:
     verbose: int = 0  # Keras fit verbosity, in-process runs only
     reuse_models: bool = True  # share one traced model between runs of a trace key
     wait: bool = False  # wait for runs another process is training
+    announce: bool = True  # the worker prints each run's start line (Ray's driver prints its own)
+
+
+def _train_on_ray(ray, pending, jobs, options: _TrainOptions, progress, outcomes: dict,
+                  on_core_idle=None) -> None:
+    from reproduce import ray_pool
+
+    ray_pool.train_pending(pending, ray, dataclasses.replace(options, verbose=0, announce=False),
+                           jobs, progress, outcomes)
 
 
 def _train_pending(pending, jobs: int, options: _TrainOptions, progress, outcomes: dict,
@@ -413,11 +444,15 @@ def _init_worker(sweep: int, environment: dict, folder: str) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # A worker whose sweep was killed stops at once instead of writing on behind its back.
     threading.Thread(target=_exit_without_sweep, args=(sweep,), daemon=True).start()
-    import tensorflow as tf  # loaded already (`workers`)
+    configure_worker(threads=1)  # the workers already use every core
 
-    # One thread per worker: the workers already use every core.
-    tf.config.threading.set_intra_op_parallelism_threads(1)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
+
+def configure_worker(threads: int) -> None:
+    """Sets up a process that trains runs of a sweep: `threads` TensorFlow threads each way."""
+    import tensorflow as tf  # loaded already in a local worker (`workers`)
+
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(threads)
     if os.environ.get(quiet.QUIET_VARIABLE):
         quiet.start_devices()
 
@@ -452,7 +487,8 @@ def train_one(config_json: str, options: _TrainOptions, position: str = "") -> R
     start = time.perf_counter()
 
     def announce():
-        print(f"{position} {name}  started".lstrip(), flush=True)
+        if options.announce:
+            print(f"{position} {name}  started".lstrip(), flush=True)
 
     try:
         from reproduce.train import train

@@ -270,7 +270,8 @@ class _StopAtBatchEnd(keras.callbacks.Callback):
 
     def _wait_for_release(self):
         step = int(self.model.optimizer.iterations.numpy())
-        print(f"{self.run_name}: held at step {step} ({HOLD_VARIABLE})", flush=True)
+        print(f"{self.run_name}: held at step {step} (pid {os.getpid()}, {HOLD_VARIABLE})",
+              flush=True)
         release = os.environ.get(RELEASE_VARIABLE)
         while not (self.requested or (release and os.path.exists(release))):
             time.sleep(0.01)  # Ctrl-C sets `requested` from the signal handler
