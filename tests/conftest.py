@@ -35,6 +35,17 @@ steps_per_execution = 4
 probe_size = 32
 """
 TINY_SWEEP_STEPS = 12
+# The [fixed] table of small sweeps: 80 samples, 2 epochs of 4 steps.
+TINY_FIXED = """
+[fixed]
+depth = 2
+width = 8
+batch_size = 16
+epochs = 2
+samples = 80
+steps_per_execution = 4
+probe_size = 32
+"""
 
 
 def tiny_sweep_run(activation: str) -> str:

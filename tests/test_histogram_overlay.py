@@ -10,7 +10,7 @@ import urllib.request
 
 import numpy as np
 import pytest
-from conftest import run_cli
+from conftest import TINY_FIXED, run_cli
 from headless_chromium import Chromium
 from test_compare import LAYERS, MEAN_ABS, NORM, SCALES, STD, STEPS, make_run
 from test_tensorboard import REQUEST_SECONDS, STARTUP_SECONDS, Server, free_port, running
@@ -427,15 +427,7 @@ REAL_SWEEP = """experiment = "grouped"
 [grid]
 activation = ["linear", "relu"]
 dataset = ["moons", "circles"]
-[fixed]
-depth = 2
-width = 8
-batch_size = 16
-epochs = 2
-samples = 80
-steps_per_execution = 4
-probe_size = 32
-"""
+""" + TINY_FIXED
 
 
 @pytest.fixture(scope="module")

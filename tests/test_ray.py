@@ -11,7 +11,7 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import finish, run_cli, start_cli, wait_for_line
+from conftest import TINY_FIXED, finish, run_cli, start_cli, wait_for_line
 from reproduce import events, runs
 
 pytest.importorskip("ray")  # the cluster extra; `make test` installs it
@@ -22,15 +22,7 @@ SWEEP = """experiment = "tiny"
 activation = ["linear", "relu"]
 dataset = ["moons", "circles"]
 seed = [0, 1]
-[fixed]
-depth = 2
-width = 8
-batch_size = 16
-epochs = 2
-samples = 80
-steps_per_execution = 4
-probe_size = 32
-"""
+""" + TINY_FIXED
 RUN_COUNT = 8
 # Three runs, the second held at its first batch end until its worker is killed.
 KILL_SWEEP = SWEEP.replace('activation = ["linear", "relu"]\ndataset = ["moons", "circles"]\n'

@@ -4,21 +4,10 @@ import os
 import numpy as np
 import pytest
 
-from conftest import run_cli
+from conftest import TINY_FIXED, run_cli
 from reproduce import events, runs, sweep, workers
 from reproduce.config import TEST_CONFIG
 from reproduce.errors import ConfigError
-
-TINY_FIXED = """
-[fixed]
-depth = 2
-width = 8
-batch_size = 16
-epochs = 2
-samples = 80
-steps_per_execution = 4
-probe_size = 32
-"""
 
 
 def write_sweep(path, grid, experiment="tiny", fixed=TINY_FIXED):
