@@ -31,8 +31,9 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from reproduce import events, runs, tensorboard
-from reproduce.histogram_overlay import plugin
+from reproduce import runs, tensorboard
+from reproduce.runs import events
+from reproduce.tensorboard.histogram_overlay import plugin
 
 DEFAULT_LOGDIR = Path("logs/article")
 DEFAULT_TAG = "gradients/dense_1/kernel"

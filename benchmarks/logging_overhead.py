@@ -49,8 +49,9 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import callbacks as our_callbacks  # noqa: E402
-from reproduce import datasets, models  # noqa: E402
+from reproduce import datasets  # noqa: E402
 from reproduce.config import RunConfig  # noqa: E402
+from reproduce.training import models  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 import convnet_digits  # noqa: E402
@@ -146,7 +147,9 @@ def convnet_fit(build_model, epochs, steps_per_execution, data, variant, log_dir
     keras.backend.clear_session()
     keras.utils.set_random_seed(0)
     model = build_model()
-    model.compile(loss="categorical_crossentropy", optimizer="adam", metrics=["accuracy"],
+    # Our loggers with the StepRecorder they need (its cost counted), the others as keras-io.
+    optimizer = our_callbacks.StepRecorder("adam") if variant.startswith("our_") else "adam"
+    model.compile(loss="categorical_crossentropy", optimizer=optimizer, metrics=["accuracy"],
                   steps_per_execution=steps_per_execution)
     x, y = data
     return timed_fit(model, variant, log_dir, (x, y), x=x, y=y, batch_size=128, epochs=epochs,

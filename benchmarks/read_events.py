@@ -1,6 +1,6 @@
 """Times reading a whole experiment's event files and comparing every run in it.
 
-Reads every run under the experiment folder with `events.read_experiment`,
+Reads every run under the experiment folder with `runs.read_experiment`,
 then compares all runs' gradient histograms (`compare.build_comparison`) and
 writes the comparison figures into a temporary folder (or `--out`). Prints the
 wall time of each phase and the events read per second. The goal is at most
@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from reproduce import compare, events
+from reproduce import compare, runs
 
 DEFAULT_EXPERIMENT_DIR = Path("logs/article")
 GOAL_SECONDS = 10.0
@@ -30,7 +30,7 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
 
     start = time.perf_counter()
-    experiment = events.read_experiment(args.experiment_dir)
+    experiment = runs.read_experiment(args.experiment_dir)
     read_seconds = time.perf_counter() - start
     event_count = sum(run.train.event_count + run.validation.event_count
                       for run in experiment.values())

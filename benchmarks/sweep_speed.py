@@ -34,9 +34,10 @@ quiet.install()
 import tensorflow as tf  # noqa: E402
 from tensorflow.python.eager.polymorphic_function import tracing_compilation  # noqa: E402
 
-from reproduce import events, runs, sweep  # noqa: E402
+from reproduce import execution as sweep, runs  # noqa: E402
+from reproduce.runs import events  # noqa: E402
 from reproduce.config import RunConfig  # noqa: E402
-from reproduce.train import train  # noqa: E402
+from reproduce.training.trainer import train  # noqa: E402
 
 
 class TraceCounter:

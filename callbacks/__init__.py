@@ -12,7 +12,10 @@ They import nothing from `reproduce`, so they work on any Keras model:
   saturated fractions on a probe batch,
 - `make_loggers`: all four, sharing one probe,
 - `ModeStrengthLogger`: u_αᵀ W v_α of chosen modes of a Dense network's
-  collapsed map, at every step (Saxe et al. 2014).
+  collapsed map, at every step (Saxe et al. 2014),
+- `StepRecorder`: the optimizer wrapper through which `BatchLossLogger`,
+  `ModeStrengthLogger` and `AppliedGradientLogger` see every train step;
+  compile with `optimizer=StepRecorder(your_optimizer)`.
 
 The classes are imported on first use, so that `callbacks.tags` (used by the
 readers) does not pull in TensorFlow.
@@ -29,6 +32,7 @@ _MODULES = {
     "ProbeLogger": "callbacks.probe_logger",
     "WeightLogger": "callbacks.weight_logger",
     "ModeStrengthLogger": "callbacks.mode_strength_logger",
+    "StepRecorder": "callbacks.step_recorder",
     "make_loggers": "callbacks.loggers",
     "make_probe": "callbacks.probe",
 }

@@ -23,12 +23,12 @@ class ActivationLogger(ProbeLogger):
     `LeakyReLU`, `PReLU`, `ELU` or `Softmax` layer, or has a non-linear
     `activation` attribute it applies as `activation(z)`: `Dense`,
     `Conv1D/2D/3D`, `Conv*Transpose`, `SeparableConv*`, `DepthwiseConv*`,
-    `EinsumDense` and any layer written the same way. Layers are found in
-    nested models too; a layer is hidden when its f(z) is not one of the
-    model's outputs (with a `loss_fn`, which calls the model itself, every
-    layer called once is logged, output layers included). For each such layer, with `<act>` its name (after the
-    names of the models holding it, e.g. `encoder/conv1d`), into
-    `<log_dir>/train`:
+    `EinsumDense` and any layer written the same way (its config rebuilding
+    it with `activation="linear"`). A layer is hidden when its f(z) is not
+    one of the model's outputs (with a `loss_fn`, which calls the model
+    itself, every layer called once is logged, output layers included). For
+    each such layer, with `<act>` its name (after the names of the models
+    holding it, e.g. `encoder/conv1d`), into `<log_dir>/train`:
 
     - histogram `preactivations/<act>`: z, the argument of the activation,
     - histogram `activations/<act>`: f(z),
@@ -48,12 +48,22 @@ class ActivationLogger(ProbeLogger):
     `ProbeLogger`). A histogram of more than 65,536 entries (a convolution's,
     counted at every position) keeps its exact range and counts a lattice
     sample of them, scaled to its size (`summaries.histograms`); the dead
-    and saturated fractions count every entry. Recurrent layers and wrappers (`LSTM`, `GRU`,
-    `SimpleRNN`, `ConvLSTM*`, `Bidirectional`, `TimeDistributed`) apply their
-    activations inside a loop and are not looked into; their weights and
-    gradients are logged by the other loggers. A layer called more than once
-    per forward pass (shared), or inside a loop, is named in a warning and
-    skipped.
+    and saturated fractions count every entry.
+
+    Layers are seen in the model's graph, with public Keras APIs only
+    (`activation_layers`): the layers of functional and Sequential models,
+    nested ones included. Not logged, and named in a warning once per
+    logger: the layers a subclassed model calls in its own `call`, of which
+    Keras keeps no graph (their weights and gradients are logged by the
+    other loggers). With a `loss_fn`, the layers of the functional and
+    Sequential parts it calls as attributes of the model it gets
+    (`model.encoder(x)`: the model it gets is a stand-in that runs their
+    graphs) are logged. Not looked into either: recurrent layers and
+    wrappers (`LSTM`, `GRU`, `SimpleRNN`, `ConvLSTM*`, `Bidirectional`,
+    `TimeDistributed`), which apply their activations inside a loop, and the
+    layers a custom layer calls inside its own `call`. A layer called more
+    than once per forward pass (shared), or inside a loop, is named in a
+    warning and skipped.
 
     Args: see `ProbeLogger`.
 
@@ -67,8 +77,21 @@ class ActivationLogger(ProbeLogger):
     ```
     """
 
+    _warned_unseen = False  # the warning of the layers no tap sees is given once per logger
+
+    def _start(self):
+        unseen = activation_layers.unseen_layers(self.model, self.loss_fn is not None)
+        if unseen and not self._warned_unseen:
+            self._warned_unseen = True
+            warnings.warn(
+                f"ActivationLogger: cannot log layers {', '.join(unseen)} of {self.model.name}: "
+                "a subclassed model calls them in its own `call`, of which Keras keeps no "
+                "graph (their weights and gradients are logged). Build it as a functional or "
+                "Sequential model, or pass a loss_fn calling its functional or Sequential "
+                "parts (model.encoder(x))", stacklevel=2)
+
     def _prepare(self, model):
-        self._taps = activation_layers.find_taps(model)
+        self._tapping = activation_layers.Tapping(model, self.loss_fn)
         self._logged = []
 
     def _tags(self):
@@ -103,7 +126,7 @@ class ActivationLogger(ProbeLogger):
         """The taps to log: called once, in the traced graph itself, not producing an output."""
         outputs = {id(tensor) for tensor in tf.nest.flatten(y_pred)}
         logged, skipped = [], []
-        for tap in self._taps:
+        for tap in self._tapping.taps:
             if not tap.calls:
                 continue  # not used by this model's forward pass
             if len(tap.calls) > 1 or tap.in_subgraph:
@@ -114,6 +137,11 @@ class ActivationLogger(ProbeLogger):
             warnings.warn(
                 f"ActivationLogger: cannot log layers {', '.join(skipped)} (called more than "
                 "once per forward pass, or inside a loop); skipped", stacklevel=2)
+        if self._tapping.skipped:
+            warnings.warn(
+                f"ActivationLogger: cannot log layers {', '.join(self._tapping.skipped)} (their "
+                "config does not rebuild them with a linear activation, which gives z); "
+                "skipped", stacklevel=2)
         return logged
 
 

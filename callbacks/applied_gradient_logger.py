@@ -7,9 +7,9 @@ import warnings
 
 import keras
 
-from callbacks import backend, schedule, tags
+from callbacks import backend, schedule, step_recorder, tags
 from callbacks.event_writer import EventWriter
-from callbacks.gradient_capture import OptimizerCapture, applying_optimizer
+from callbacks.gradient_capture import OptimizerCapture
 
 DRAIN_SLACK = 8  # spare slots of the ring of kept calls
 
@@ -25,9 +25,10 @@ class AppliedGradientLogger(keras.callbacks.Callback):
     compiled train step, as the optimizer receives them, with no extra
     forward or backward pass: under a `LossScaleOptimizer` unscaled (steps
     it skips for non-finite gradients are not logged), under a distribution
-    strategy summed over the replicas (see `gradient_capture`). For the
-    duration of `fit` each optimizer's `apply` is wrapped, and the train
-    function is traced anew with the wrapper in it.
+    strategy summed over the replicas (see `gradient_capture`). Each
+    optimizer must be a `StepRecorder` (or a `LossScaleOptimizer` around
+    one): for the duration of `fit` the capture listens to it, and the train
+    function is traced anew with the capture in it.
 
     Into `<log_dir>/train`, for each trainable variable of the model that an
     optimizer updates, with `key = variable.path`:
@@ -65,17 +66,21 @@ class AppliedGradientLogger(keras.callbacks.Callback):
         optimizers: a dict of name -> optimizer to record, e.g.
             `{"generator": gan.g_optimizer, "discriminator": gan.d_optimizer}`;
             by default `model.optimizer` and every optimizer the model holds
-            as an attribute (the ones its `train_step` never calls log nothing).
+            as an attribute that is a `StepRecorder` (the ones its
+            `train_step` never calls log nothing).
 
     Raises:
         ValueError: an argument is invalid; at `fit`, an optimizer
-            accumulates gradients (`gradient_accumulation_steps`), or
-            `optimizers` holds something that is not a Keras optimizer.
+            accumulates gradients (`gradient_accumulation_steps`),
+            `optimizers` holds something that is not a `StepRecorder`, or
+            the model holds no `StepRecorder`.
         RuntimeError: Keras runs on another backend than TensorFlow.
 
     Example:
 
     ```python
+    gan.compile(d_optimizer=StepRecorder(keras.optimizers.Adam(1e-3)),
+                g_optimizer=StepRecorder(keras.optimizers.Adam(1e-3)))
     gan.fit(points, epochs=20, callbacks=[AppliedGradientLogger("logs/gan")])
     ```
     """
@@ -122,16 +127,22 @@ class AppliedGradientLogger(keras.callbacks.Callback):
                     raise ValueError(f"`optimizers[{name!r}]` must be a Keras optimizer, "
                                      f"received: {type(optimizer).__name__}")
             return dict(self.optimizers)
-        found, seen = {}, set()
+        found, seen, plain = {}, set(), []
         attributes = [(name, value) for name, value in vars(model).items() if name != "optimizer"]
         for name, optimizer in [*attributes, ("optimizer", model.optimizer)]:
             if not isinstance(optimizer, keras.optimizers.Optimizer):
                 continue
-            if id(applying_optimizer(optimizer)) in seen:
+            recorder = step_recorder.find_recorder(optimizer)
+            if recorder is None:
+                plain.append(optimizer)
                 continue
-            seen.add(id(applying_optimizer(optimizer)))
+            if id(recorder) in seen:
+                continue
+            seen.add(id(recorder))
             label = name.lstrip("_").removesuffix("optimizer").rstrip("_") or name.lstrip("_")
             found[label] = optimizer
+        if not found:  # the message names the model's optimizer, or the first one found
+            step_recorder.require_recorder(plain[0] if plain else None, type(self).__name__)
         return found
 
     # No batch-end hook: Keras then runs the batch ends of the fit asynchronously, and the

@@ -1,8 +1,8 @@
 """The gradients an optimizer applies, kept from inside the compiled train step.
 
-`OptimizerCapture.install()` puts a wrapper around one optimizer's public
-`apply` (which `apply_gradients` calls) for the duration of a `fit`; it is
-traced into whatever train step calls the optimizer, Keras's own or a
+`OptimizerCapture.install()` adds a listener to one optimizer's
+`StepRecorder` for the duration of a `fit`; it is traced into whatever train
+step calls the optimizer's `apply` (or `apply_gradients`), Keras's own or a
 custom one. At each call whose step (the optimizer's `iterations` before
 the update) is a multiple of `every`, the wrapper copies the gradients into
 a free slot of a small ring held in a variable; other calls cost one
@@ -15,9 +15,9 @@ summary ops, which cost ~0.15 s of tracing for keras-io's convnet, and the
 host ~0.3 ms per log.
 
 The gradients kept are the ones the optimizer receives to apply: divided
-by the optimizer's `loss_scale_factor` if it has one; under a
-`LossScaleOptimizer`, those of its inner optimizer, unscaled, on the steps
-that are applied (a step with non-finite gradients is skipped, and not
+by the inner optimizer's `loss_scale_factor` if it has one; under a
+`LossScaleOptimizer` around the recorder, unscaled, on the steps that are
+applied (a step with non-finite gradients is skipped, and not
 kept); under a distribution strategy with several replicas, summed over the
 replicas (what the optimizer's update uses). Clipping and weight decay,
 which the optimizer applies afterwards, are not in them.
@@ -28,20 +28,12 @@ from __future__ import annotations
 import dataclasses
 import warnings
 
-import keras
 import numpy as np
 import tensorflow as tf
 
-from callbacks import summaries
+from callbacks import step_recorder, summaries
 
 SAMPLED_EXTRAS = 4  # after a large tensor's sample: its min, max, all-finite flag and norm
-
-
-def applying_optimizer(optimizer):
-    """The optimizer that receives the unscaled gradients: a `LossScaleOptimizer`'s inner one."""
-    while isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
-        optimizer = optimizer.inner_optimizer
-    return optimizer
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,7 +63,7 @@ class OptimizerCapture:
     """Keeps, every `every` steps of `optimizer`, the gradients it applies to `variables`.
 
     Args:
-        optimizer: a Keras optimizer (a `LossScaleOptimizer` is looked through).
+        optimizer: a `StepRecorder`, or a `LossScaleOptimizer` around one.
         variables: the variables whose gradients are kept, in tag order;
             gradients of other variables are applied but not kept.
         every: keep calls at steps 0, every, 2 * every, ...
@@ -81,11 +73,13 @@ class OptimizerCapture:
         strategy: the model's distribution strategy; the ring lives in its scope.
 
     Raises:
-        ValueError: the optimizer accumulates gradients.
+        ValueError: the optimizer is not a `StepRecorder` (or a loss scaling
+            around one), or accumulates gradients.
     """
 
     def __init__(self, optimizer, variables, every: int, slots: int, buckets: int, strategy):
-        self.optimizer = applying_optimizer(optimizer)
+        self.recorder = step_recorder.require_recorder(optimizer, "AppliedGradientLogger")
+        self.optimizer = self.recorder.updating_optimizer
         if self.optimizer.gradient_accumulation_steps:
             raise ValueError(
                 f"cannot log the applied gradients of optimizer {self.optimizer.name}: it "
@@ -111,7 +105,6 @@ class OptimizerCapture:
             self._slot_meta = tf.Variable(tf.zeros([self.slots, 2], tf.int64), **options)  # step, site
             # Calls kept, calls read by the host, due calls lost for want of a free slot.
             self._counters = tf.Variable(tf.zeros([3], tf.int64), **options)
-        self._original = None
         self._lost_reported = 0
 
     @property
@@ -120,34 +113,22 @@ class OptimizerCapture:
         return {index for site in self.sites for index in site}
 
     def install(self) -> None:
-        """Wraps the optimizer's `apply` until `remove`."""
-        optimizer = self.optimizer
-        self._had_own = "apply" in vars(optimizer)
-        self._original = original = optimizer.apply
-
-        def apply(grads, trainable_variables=None):
-            grads = list(grads)
-            if trainable_variables is not None:
-                trainable_variables = list(trainable_variables)
-                self._keep(grads, trainable_variables)
-            elif "no variables" not in self._warned:
-                self._warned.add("no variables")
-                warnings.warn(f"optimizer {optimizer.name}.apply was called without its "
-                              "variables; its gradients are not logged", stacklevel=2)
-            return original(grads, trainable_variables)
-
-        object.__setattr__(optimizer, "apply", apply)  # past Keras's attribute tracking
+        """Adds the keeping to the steps traced from now on, until `remove`."""
+        self.recorder.add_listener(self)
 
     def remove(self) -> None:
-        if self._original is None:
-            return
-        if self._had_own:
-            object.__setattr__(self.optimizer, "apply", self._original)
-        else:
-            object.__delattr__(self.optimizer, "apply")
-        self._original = None
+        self.recorder.remove_listener(self)
 
-    def _keep(self, grads, variables) -> None:
+    def record_gradients(self, grads, variables, applied) -> None:
+        """`StepRecorder` listener: traced at each `apply`, before the update."""
+        if variables is not None:
+            self._keep(grads, variables, applied)
+        elif "no variables" not in self._warned:
+            self._warned.add("no variables")
+            warnings.warn(f"optimizer {self.optimizer.name}.apply was called without its "
+                          "variables; its gradients are not logged", stacklevel=3)
+
+    def _keep(self, grads, variables, applied) -> None:
         """Adds the keeping to the traced step: a copy into a free slot when the step is due."""
         pairs = [(gradient, self._index.get(id(variable)), variable)
                  for gradient, variable in zip(grads, variables) if gradient is not None]
@@ -167,6 +148,8 @@ class OptimizerCapture:
         gradients = [gradient for _, gradient in pairs]
         step = tf.cast(tf.convert_to_tensor(self.optimizer.iterations), tf.int64)
         due = tf.equal(step % self.every, 0)
+        if applied is not None:  # a step the loss scaling skips is not kept
+            due = due & applied
         replica_context = tf.distribute.get_replica_context()
         if replica_context is None or replica_context.num_replicas_in_sync == 1:
             self._write_if_due(step, due, gradients, indices, site)

@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from callbacks import backend, losses, tags
+from callbacks import backend, step_recorder, tags
 from callbacks.event_writer import EventWriter
 
 
@@ -26,10 +26,10 @@ class ModeStrengthLogger(keras.callbacks.Callback):
     `mode_strength/<name>`.
 
     The value at step k is the map after k updates. It is captured inside the
-    compiled train step (the model's `compute_loss` is wrapped for the
-    duration of `fit`, as `BatchLossLogger` does), before each update, into a
-    small buffer, so every step is logged with `steps_per_execution > 1` too;
-    the map after the last update is logged when training ends.
+    compiled train step, before each update, through the model's
+    `StepRecorder` (which the model must be compiled with), into a small
+    buffer, so every step is logged with `steps_per_execution > 1` too; the
+    map after the last update is logged when training ends.
 
     Args:
         log_dir: run folder; scalars go to `<log_dir>/train`.
@@ -41,14 +41,15 @@ class ModeStrengthLogger(keras.callbacks.Callback):
     Raises:
         ValueError: an argument is invalid (the message names the value
             received); at `fit`, the model has a layer with weights that is
-            not `Dense`, or its kernels do not chain from len(v) inputs to
-            len(u) outputs.
+            not `Dense`, its kernels do not chain from len(v) inputs to
+            len(u) outputs, or its optimizer is not a `StepRecorder`.
         RuntimeError: Keras runs on another backend than TensorFlow.
 
     Example:
 
     ```python
     u, _, vt = np.linalg.svd(target_map)   # target_map: outputs x inputs
+    model.compile(optimizer=StepRecorder(keras.optimizers.SGD(0.01)), loss="mse")
     model.fit(x, y, epochs=50, callbacks=[
         ModeStrengthLogger("logs/run", u[:, :3], vt[:3].T, names=["a", "b", "c"])])
     ```
@@ -75,6 +76,7 @@ class ModeStrengthLogger(keras.callbacks.Callback):
         self._train_writer = EventWriter(os.path.join(self.log_dir, "train"))
         self._buffer = None
         self._kernels = None
+        self._recorder = None
         self._next_step = 0  # the first step not written yet
 
     def strengths(self):
@@ -98,38 +100,20 @@ class ModeStrengthLogger(keras.callbacks.Callback):
                 tf.zeros([capacity, len(self.names)]), trainable=False,
                 synchronization=tf.VariableSynchronization.ON_WRITE,
                 aggregation=tf.VariableAggregation.MEAN, name="mode_strength_buffer")
-        self._install_capture(model, capacity)
-        self._next_step = max(self._next_step, int(model.optimizer.iterations.numpy()))
-
-    def _install_capture(self, model, capacity):
-        buffer, iterations = self._buffer, model.optimizer.iterations
-        original = model.compute_loss
-
-        def compute_loss(x=None, y=None, y_pred=None, sample_weight=None, training=True):
-            loss = losses.compute_loss(original, x, y, y_pred, sample_weight, training)
-            if training:  # before this step's update: the map after `iterations` updates
-                index = tf.reshape(tf.cast(iterations % capacity, tf.int32), [1, 1])
-                value = tf.reshape(self.strengths(), [1, len(self.names)])
-                buffer.assign(tf.tensor_scatter_nd_update(buffer, index, value))
-            return loss
-
-        self._previous = model.__dict__.get("compute_loss")
-        self._capture = compute_loss
-        model.compute_loss = compute_loss
+        self._recorder = step_recorder.require_recorder(model.optimizer, type(self).__name__)
+        self._recorder.add_listener(self)
         model.make_train_function(force=True)
+        self._next_step = max(self._next_step, int(self._recorder.iterations.numpy()))
 
-    def _remove_capture(self, model):
-        # Another wrapper (BatchLossLogger's) may have been installed over ours, or removed
-        # the whole chain already; only our own is undone.
-        if model.__dict__.get("compute_loss") is self._capture:
-            if self._previous is None:
-                del model.__dict__["compute_loss"]
-            else:
-                model.compute_loss = self._previous
-        model.train_function = None  # the next fit traces its step again
+    def record_gradients(self, grads, variables, applied):
+        """Traced before each update: the map after `iterations` updates into the buffer."""
+        capacity = self._buffer.shape[0]
+        index = tf.reshape(tf.cast(self._recorder.iterations % capacity, tf.int32), [1, 1])
+        value = tf.reshape(self.strengths(), [1, len(self.names)])
+        self._buffer.assign(tf.tensor_scatter_nd_update(self._buffer, index, value))
 
     def on_train_batch_end(self, batch, logs=None):
-        self._write_captured(int(self.model.optimizer.iterations.numpy()))
+        self._write_captured(int(self._recorder.iterations.numpy()))
 
     def _write_captured(self, step: int) -> None:
         """Writes the captured steps from `_next_step` up to `step` - 1."""
@@ -146,11 +130,12 @@ class ModeStrengthLogger(keras.callbacks.Callback):
         self._next_step = step + 1
 
     def on_train_end(self, logs=None):
-        step = int(self.model.optimizer.iterations.numpy())
+        step = int(self._recorder.iterations.numpy())
         self._write_captured(step)
         if step >= self._next_step:
             self._write(step, self.strengths().numpy())
-        self._remove_capture(self.model)
+        self._recorder.remove_listener(self)
+        self.model.make_train_function(force=True)  # the next fit traces the plain step
         self._train_writer.close()
 
 

@@ -10,23 +10,38 @@ model and group, computes the `SharedPass` (one forward pass, one backward
 pass for every gradient asked for) and then every logger's values; each
 logger writes its own. The step-0 log waits for the first batch to begin,
 when every logger of the `fit` has joined.
+
+What is kept for a model (its open groups, its traced functions) is kept
+here, in weak dictionaries keyed by the model, never on the model: the
+traced function's Python closure is dropped once traced, and the entries
+hold nothing that holds the model, so a model dropped by its user is
+freed, while a model used again (`reproduce`'s model cache) finds its
+traced function.
 """
 
 from __future__ import annotations
 
-import contextlib
+import inspect
+import weakref
 
+import keras
 import numpy as np
 import tensorflow as tf
 
-from callbacks import activation_layers, losses, schedule
+from callbacks import losses, schedule
+from callbacks.probe import map_structure
 
-_OPEN_GROUPS = "_probe_logger_open_groups"  # on a model: groups whose first log is to come
-_TRACED = "_probe_logger_functions"  # on a model: group key -> (function, tags, objects)
+# Kept for the models they are about, past Keras's objects: nothing here keeps a model alive.
+_OPEN_GROUPS = weakref.WeakKeyDictionary()  # model -> weak refs to groups whose first log is due
+_TRACED = weakref.WeakKeyDictionary()  # model -> {group key: (function, tags, objects)}
 
 
 class SharedPass:
     """One forward and one backward pass of the probe, inside the traced function.
+
+    The forward pass and the loss run in a `keras.StatelessScope`: no Keras
+    variable (a metric's, a seed generator's) is updated by them, so the
+    model's metrics are left as `fit` computes them.
 
     Attributes (each set when asked for through `NEEDS`):
         y_pred: the model's predictions, in inference mode; None with a
@@ -41,7 +56,7 @@ class SharedPass:
     ACTIVATION_GRADIENTS = "activation_gradients"
     NEEDS = (VARIABLE_GRADIENTS, ACTIVATION_GRADIENTS)
 
-    def __init__(self, model, probe, needs: set, taps=(), loss_fn=None):
+    def __init__(self, model, probe, needs: set, tapping=None, loss_fn=None):
         self.y_pred = self.loss = None
         self.variable_gradients, self.activation_gradients = [], {}
         if not needs:
@@ -49,14 +64,18 @@ class SharedPass:
         x, y, sample_weight = probe
         variables = list(model.trainable_variables)
         with tf.GradientTape() as tape:
-            with activation_layers.tapped(taps):
+            # Made in the tape: the variables' reads it maps are the ones differentiated.
+            with probe_scope(model, tapping):
                 if loss_fn is not None:
-                    self.loss = self.user_loss(loss_fn, model, x, y, sample_weight)
+                    target = model if tapping is None else tapping.view
+                    self.loss = self.user_loss(loss_fn, target, x, y, sample_weight)
                 else:
-                    self.y_pred = call_model(model, x)
-            if loss_fn is None:
-                self.loss = losses.unscaled(losses.compute_loss(
-                    model.compute_loss, x, y, self.y_pred, sample_weight, training=False))
+                    forward = None if tapping is None else tapping.forward
+                    self.y_pred = call_model(model, x) if forward is None else forward(
+                        x, training=False)
+                    self.loss = losses.unscaled(losses.compute_loss(
+                        model.compute_loss, x, y, self.y_pred, sample_weight, training=False))
+        taps = [] if tapping is None else tapping.taps
         tapped = [tap for tap in taps if len(tap.calls) == 1 and not tap.in_subgraph]
         sources = variables if self.VARIABLE_GRADIENTS in needs else []
         if self.ACTIVATION_GRADIENTS in needs:
@@ -83,6 +102,24 @@ class SharedPass:
             raise ValueError(f"`loss_fn` must return a scalar loss, returned a tensor of shape "
                              f"{tuple(loss.shape)}")
         return tf.cast(loss, tf.float32)
+
+
+def probe_scope(model, tapping=None, traced=True) -> keras.StatelessScope:
+    """The scope of the probe's forward pass and loss: Keras variables read, none updated.
+
+    Inside a `StatelessScope` Keras reads regularised weights from its
+    mapping, so every trainable variable is mapped to itself; each twin's
+    weights (`activation_layers.Tapping`) are mapped to its layer's. Losses
+    added during the pass (activity regularisers, `add_loss`) are collected
+    in it, where `model.losses` finds them. Variables created in it (the
+    compiled loss's metrics, built on an eager pass) are initialised at its
+    end, unless `traced`.
+    """
+    mapping = [(variable, variable) for variable in model.trainable_variables]
+    if tapping is not None:
+        mapping += tapping.weight_mapping()
+    return keras.StatelessScope(state_mapping=mapping, collect_losses=True,
+                                initialize_variables=not traced)
 
 
 class ProbeGroup:
@@ -117,25 +154,47 @@ class ProbeGroup:
     def start(self) -> None:
         """Traces (or takes) the group's function, and writes the first log."""
         self.started = True
-        open_groups = self.model.__dict__.get(_OPEN_GROUPS, [])
-        if self in open_groups:
-            open_groups.remove(self)
-        traced = _traced_functions(self.model)
-        key = tuple(member._trace_key(self.model) for member in self.members)
+        _OPEN_GROUPS[self.model] = [ref for ref in _OPEN_GROUPS.get(self.model, [])
+                                    if ref() not in (None, self)]
+        traced = traced_functions(self.model)
+        key = self._trace_key()
+        if key not in traced:
+            self._build_loss()
+            key = self._trace_key()  # the compiled loss of several outputs adds metrics
         if key not in traced:
             for member in self.members:
                 member._prepare(self.model)
-            # The model's metrics are left as they are (see `_frozen_metrics`).
-            with _frozen_metrics(self.model):
-                function = tf.function(_GroupComputation(self.model, self.members, self.loss_fn),
-                                       autograph=False).get_concrete_function(self.tensors)
+            computation = _GroupComputation(self.model, self.members, self.loss_fn)
+            function = tf.function(computation, autograph=False).get_concrete_function(
+                self.tensors)
+            computation.forget()
             tags = [member._tags() for member in self.members]
-            # The entry holds what the keys name by id, so that no id is reused while it lives.
-            traced[key] = (function, tags, identified_objects(self.model))
+            # What the key names by id, so that no id is reused while the entry lives, and the
+            # twins whose weights the function reads. Nothing that holds the model.
+            kept = [*identified_objects(self.model),
+                    *(member._tapping.twins() for member in self.members if member._tapping)]
+            traced[key] = (function, tags, kept)
         self._function, tags, _ = traced[key]
         for member, (scalar_tags, histogram_tags) in zip(self.members, tags):
             member._scalar_tags, member._histogram_tags = scalar_tags, histogram_tags
         self._log(self._current_step())
+
+    def _trace_key(self) -> tuple:
+        return tuple(member._trace_key(self.model) for member in self.members)
+
+    def _build_loss(self) -> None:
+        """Builds the compiled loss with one eager pass on one probe example, before tracing.
+
+        Keras builds it at the first train step; built here, its metrics are
+        not created inside the traced function. The pass updates nothing.
+        """
+        if self.loss_fn is not None or not any(member._uses_loss for member in self.members):
+            return
+        x, y, sample_weight = (map_structure(lambda tensor: tensor[:1], part)
+                               for part in self.tensors)
+        with self.model.distribute_strategy.scope(), probe_scope(self.model, traced=False):
+            losses.compute_loss(self.model.compute_loss, x, y, call_model(self.model, x),
+                                sample_weight, training=False)
 
     def log_if_due(self, batch: int) -> None:
         self.clock.batch_ended(batch)
@@ -172,21 +231,28 @@ class _GroupComputation:
 
     def __call__(self, probe):
         needs = set().union(*(member._pass_needs() for member in self.members))
-        taps = [tap for member in self.members for tap in getattr(member, "_taps", ())]
-        shared = SharedPass(self.model, probe, needs, taps, self.loss_fn)
-        outputs = [member._compute(probe, shared) for member in self.members]
-        for tap in taps:
-            tap.calls = []  # the graph's tensors are not kept past the trace
-        return outputs
+        tapping = next((member._tapping for member in self.members if member._tapping), None)
+        if tapping is not None:
+            tapping.begin()
+        try:
+            shared = SharedPass(self.model, probe, needs, tapping, self.loss_fn)
+            return [member._compute(probe, shared) for member in self.members]
+        finally:
+            if tapping is not None:
+                tapping.end()
+
+    def forget(self) -> None:
+        """Drops the model and the loggers once traced: the traced function keeps neither."""
+        self.model = self.members = self.loss_fn = None
 
 
 def join_group(logger) -> ProbeGroup:
     """The open group of `logger`'s fit that takes it, or a new one led by it."""
     model = logger.model
     # Groups of another fit never started (that fit failed before its first batch).
-    open_groups = [group for group in model.__dict__.get(_OPEN_GROUPS, [])
-                   if group.params is logger.params]
-    object.__setattr__(model, _OPEN_GROUPS, open_groups)  # past Keras's attribute tracking
+    open_groups = [group for group in (ref() for ref in _OPEN_GROUPS.get(model, []))
+                   if group is not None and group.params is logger.params]
+    _OPEN_GROUPS[model] = [weakref.ref(group) for group in open_groups]
     for group in open_groups:
         if group.accepts(logger):
             group.members.append(logger)
@@ -195,31 +261,29 @@ def join_group(logger) -> ProbeGroup:
             return group
     group = ProbeGroup(logger)
     if logger.params is not None:
-        open_groups.append(group)
+        _OPEN_GROUPS[model].append(weakref.ref(group))
     return group
 
 
 def call_model(model, x):
-    # Keras's train step passes `training` only to models whose `call` accepts it.
-    if getattr(model, "_call_has_training_arg", True):
+    """`model(x)` in inference mode, as Keras's steps call it."""
+    # Keras passes `training` only to models whose `call` accepts it.
+    if "training" in inspect.signature(model.call).parameters:
         return model(x, training=False)
     return model(x)
 
 
 def identified_objects(model) -> list:
-    """What a traced function reads besides its arguments: the compiled loss and the variables."""
-    return [getattr(model, "_compile_loss", None), *model.trainable_variables,
+    """What a traced function depends on besides its arguments: the compiled loss (a new
+    `compile` makes a new optimizer and new metrics, a new loss for a new `loss`) and the
+    variables."""
+    return [model.loss, model.optimizer, *model.metrics, *model.trainable_variables,
             *model.non_trainable_variables]
 
 
-def _traced_functions(model) -> dict:
-    """The traced functions kept with `model`: group key -> (function, tags per logger, objects)."""
-    functions = model.__dict__.get(_TRACED)
-    if functions is None:
-        functions = {}
-        # Set past Keras's attribute tracking: a private cache, not model state.
-        object.__setattr__(model, _TRACED, functions)
-    return functions
+def traced_functions(model) -> dict:
+    """The traced functions kept for `model`: group key -> (function, tags per logger, objects)."""
+    return _TRACED.setdefault(model, {})
 
 
 def _same_probe(first, second) -> bool:
@@ -229,25 +293,3 @@ def _same_probe(first, second) -> bool:
     return len(first) == len(second) and all(
         a is b or (np.shape(a) == np.shape(b) and np.array_equal(a, b))
         for a, b in zip(first, second))
-
-
-@contextlib.contextmanager
-def _frozen_metrics(model):
-    """Within: the model's metrics ignore updates.
-
-    `compute_loss` updates the compiled loss's per-output metrics (and an
-    override may update its own); the probe function is traced here, so its
-    loss leaves them as `fit` computes them.
-    """
-    metrics = [metric for metric in model.metrics if "update_state" not in vars(metric)]
-    for metric in metrics:
-        object.__setattr__(metric, "update_state", _ignore)
-    try:
-        yield
-    finally:
-        for metric in metrics:
-            object.__delattr__(metric, "update_state")
-
-
-def _ignore(*args, **kwargs):
-    return None

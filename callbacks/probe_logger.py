@@ -8,9 +8,10 @@ probe and the shared forward and backward pass (`probe_group.SharedPass`);
 the loggers of one `fit` with the same probe and schedule run in a single
 compiled call (`probe_group.ProbeGroup`, on the model's device, histograms
 bucketed there too), and the host then writes each one's events. The traced
-function is kept with the model, so a later `fit` of the same model with
-loggers of the same kinds, settings and probe shapes calls it again instead
-of tracing it again.
+function is kept for the model (`probe_group.traced_functions`, which does
+not keep the model alive), so a later `fit` of the same model with loggers
+of the same kinds, settings and probe shapes calls it again instead of
+tracing it again.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from callbacks import backend, losses, schedule
+from callbacks import backend, schedule
 from callbacks.event_writer import EventWriter
 from callbacks.probe_group import SharedPass, call_model, identified_objects, join_group
 from callbacks.probe import DEFAULT_PROBE_SIZE, Probe, flatten, map_structure, read_probe
@@ -40,7 +41,8 @@ class ProbeLogger(keras.callbacks.Callback):
     minimises, `model.compute_loss`: the compiled losses with their weights
     plus `model.losses` (regularisation), with the probe's sample weights,
     in inference mode (Dropout off, BatchNorm on its moving statistics).
-    Computing them updates none of the model's metrics.
+    Computing them updates no Keras variable: not the model's metrics, nor
+    its seed generators (the pass runs in a `keras.StatelessScope`).
 
     Args:
         log_dir: run folder; summaries go to `<log_dir>/train`, where Keras's
@@ -77,6 +79,7 @@ class ProbeLogger(keras.callbacks.Callback):
     """
 
     _uses_loss = True  # whether `_compute` evaluates the loss on the probe
+    _tapping = None  # the taps the shared pass records (`activation_layers.Tapping`), if any
 
     def __init__(
         self,
@@ -183,30 +186,21 @@ class ProbeLogger(keras.callbacks.Callback):
         return True
 
     def _build(self, model):
-        """Builds the model and its compiled loss with one eager pass on one probe example.
+        """Builds a model without weights with one eager pass on one probe example.
 
-        Without a distribution strategy, `fit` builds them only when it traces
-        its first step, after `on_train_begin`. Building here keeps the probe
-        function from creating the compiled loss's metrics while it is traced;
-        the one update this pass makes to them is reset by `fit` before the
-        first epoch.
+        `fit` builds it only when it traces its first step, after
+        `on_train_begin`; the probe's checks and the trace key need its
+        variables. A model without a `call` of its own (a GAN) is built
+        through its parts, by the `loss_fn`.
         """
-        if not self._uses_loss or self.loss_fn is not None:
-            # A model without a `call` of its own (a GAN) is built through its parts.
-            if not (model.built or model.weights):
-                x, y, sample_weight = self._one_example()
-                with model.distribute_strategy.scope():
-                    if self.loss_fn is not None:
-                        SharedPass.user_loss(self.loss_fn, model, x, y, sample_weight)
-                    else:
-                        call_model(model, x)
+        if model.built or model.weights:
             return
-        if model.built and getattr(getattr(model, "_compile_loss", None), "built", False):
-            return  # built by an earlier fit, or by another logger's pass
         x, y, sample_weight = self._one_example()
         with model.distribute_strategy.scope():
-            y_pred = call_model(model, x)
-            losses.compute_loss(model.compute_loss, x, y, y_pred, sample_weight, training=False)
+            if self.loss_fn is not None:
+                SharedPass.user_loss(self.loss_fn, model, x, y, sample_weight)
+            else:
+                call_model(model, x)
 
     def _one_example(self):
         return tuple(map_structure(lambda tensor: tensor[:1], part) for part in self._tensors)

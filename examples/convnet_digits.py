@@ -17,7 +17,7 @@ import argparse
 import keras
 from sklearn.datasets import load_digits
 
-from callbacks import make_loggers
+from callbacks import StepRecorder, make_loggers
 
 
 def load_data(samples: int | None = None):
@@ -47,7 +47,12 @@ def train(logdir: str, epochs: int = 15, batch_size: int = 128, samples: int | N
     keras.utils.set_random_seed(0)
     x, y = load_data(samples)
     model = build_model()
-    model.compile(loss="categorical_crossentropy", optimizer="adam", metrics=["accuracy"],
+    optimizer = keras.optimizers.Adam()
+    if keras.mixed_precision.global_policy().name == "mixed_float16":
+        # The loss scaling inside the StepRecorder, so that BatchLossLogger sees the loss.
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    model.compile(loss="categorical_crossentropy", optimizer=StepRecorder(optimizer),
+                  auto_scale_loss=False, metrics=["accuracy"],
                   steps_per_execution=steps_per_execution)
     probe = (x, y)  # 256 examples chosen from these
     model.fit(x, y, batch_size=batch_size, epochs=epochs, validation_split=0.1, verbose=2,

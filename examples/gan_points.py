@@ -30,7 +30,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from callbacks import ActivationLogger, AppliedGradientLogger, WeightLogger
+from callbacks import ActivationLogger, AppliedGradientLogger, StepRecorder, WeightLogger
 
 LATENT_DIM = 4
 
@@ -108,8 +108,9 @@ def discriminator_loss(model, x, y):
 
 def build_gan(learning_rate: float = 1e-3) -> GAN:
     gan = GAN()
-    gan.compile(d_optimizer=keras.optimizers.Adam(learning_rate, beta_1=0.5),
-                g_optimizer=keras.optimizers.Adam(learning_rate, beta_1=0.5),
+    # StepRecorder: through it AppliedGradientLogger sees the gradients each one applies.
+    gan.compile(d_optimizer=StepRecorder(keras.optimizers.Adam(learning_rate, beta_1=0.5)),
+                g_optimizer=StepRecorder(keras.optimizers.Adam(learning_rate, beta_1=0.5)),
                 loss_fn=keras.losses.BinaryCrossentropy(from_logits=True))
     return gan
 

@@ -20,7 +20,7 @@ import argparse
 import keras
 import numpy as np
 
-from callbacks import make_loggers
+from callbacks import StepRecorder, make_loggers
 
 VOCABULARY = 200  # token 0 pads
 MAX_LENGTH = 40
@@ -52,7 +52,8 @@ def train(logdir: str, epochs: int = 5, samples: int = 2000, batch_size: int = 3
     keras.utils.set_random_seed(0)
     x, y = make_reviews(samples)
     model = build_model()
-    model.compile(loss="binary_crossentropy", optimizer="adam", metrics=["accuracy"])
+    model.compile(loss="binary_crossentropy", optimizer=StepRecorder("adam"),
+                  metrics=["accuracy"])
     probe = (x, y)
     model.fit(x, y, batch_size=batch_size, epochs=epochs, validation_split=0.1, verbose=2,
               # BatchLossLogger, GradientLogger, WeightLogger, ActivationLogger:

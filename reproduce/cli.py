@@ -2,7 +2,7 @@
 library errors into one-line messages and exit status 2.
 
 TensorFlow is imported only once the arguments are valid, so `--help` and bad
-input answer at once and write nothing.
+input answer at once and write nothing. The flags themselves are in `arguments`.
 """
 
 from __future__ import annotations
@@ -14,137 +14,18 @@ import sys
 import warnings
 from pathlib import Path
 
-from reproduce import config as config_module
+from reproduce.arguments import (
+    DEFAULT_LOGDIR, add_config_arguments, add_experiment_dir_argument, add_logdir_argument,
+    add_ray_arguments, add_sweep_arguments, config_from_args)
 from reproduce.config import RunConfig, check_fits_in_memory
 from reproduce.errors import ConfigError, ReproduceError
 from reproduce.quiet import quiet_tensorflow
-from reproduce.tf_config import read_tf_config
+from reproduce.training.tf_config import read_tf_config
 
-DEFAULT_LOGDIR = "logs"
-DEFAULT_EXPERIMENT_DIR = Path(DEFAULT_LOGDIR) / "article"
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
 MAX_JOBS = 64  # worker processes of a sweep, each with its own TensorFlow
-
-# Flag spelling where it differs from the field name.
-FLAG_NAMES = {
-    "log_gradients": "--gradients",
-    "log_weights": "--weights",
-    "log_activations": "--activations",
-}
-FIELD_CHOICES = {
-    "dataset": config_module.DATASETS,
-    "activation": config_module.ACTIVATIONS,
-    "initializer": config_module.INITIALIZERS,
-    "optimizer": config_module.OPTIMIZERS,
-    "strategy": config_module.STRATEGIES,
-}
-FIELD_HELP = {
-    "experiment": "experiment folder under the log root",
-    "depth": "hidden layers",
-    "width": "units per hidden layer",
-    "learning_rate": "optimizer learning rate (> 0)",
-    "batch_size": "examples per optimizer step",
-    "epochs": "passes over the training split",
-    "seed": "seed of data, split, weights and shuffling",
-    "samples": "examples (default: 1000 generated, all of a real set)",
-    "noise": "std of the Gaussian jitter of the generated 2-D sets",
-    "validation_fraction": "held-out share, in (0, 1)",
-    "steps_per_execution": "optimizer steps per compiled call",
-    "jit_compile": "XLA-compile the train step",
-    "mixed_precision": "mixed_float16 policy (float32 output)",
-    "strategy": "tf.distribute strategy: default (one device), mirrored (several devices of "
-                "this machine), multi_worker (several machines, configured by TF_CONFIG)",
-    "devices": "mirrored only: comma-separated devices, e.g. /gpu:0,/gpu:1 "
-               "(CPU indices above 0 split the CPU into logical devices)",
-    "log_every": "optimizer steps between probe logs (default: ~20 logs per run)",
-    "log_gradients": "log per-layer gradients (GradientLogger)",
-    "log_weights": "log per-layer weights (WeightLogger)",
-    "log_activations": "log per-layer activations (ActivationLogger)",
-    "probe_size": "training examples in the probe batch",
-    "histogram_buckets": "buckets per histogram",
-    "init_scale": "multiplies the initial kernels, in (0, 1000] (normal: their std)",
-    "passes_per_epoch": "passes over the training split per epoch (full-batch runs: steps "
-                        "per epoch)",
-    "use_bias": "Dense layers with biases",
-}
-
-
-def flag_name(field: str) -> str:
-    return FLAG_NAMES.get(field, "--" + field.replace("_", "-"))
-
-
-def add_config_arguments(parser: argparse.ArgumentParser, fields=None) -> None:
-    """Adds one flag per `RunConfig` field (or per field in `fields`), defaulting to unset."""
-    defaults = RunConfig()
-    types = config_module.field_types()
-    for field in fields or config_module.field_names():
-        accepted = [kind for kind in types[field] if kind is not type(None)]
-        default = getattr(defaults, field)
-        help_text = f"{FIELD_HELP.get(field, field)} (default: {default})"
-        kwargs = {"dest": field, "default": None, "help": help_text}
-        if accepted == [bool]:
-            kwargs["action"] = argparse.BooleanOptionalAction
-        else:
-            kwargs["type"] = accepted[0]
-            kwargs["metavar"] = field.upper()
-            if field in FIELD_CHOICES:
-                kwargs["choices"] = FIELD_CHOICES[field]
-                kwargs["metavar"] = "{" + ",".join(FIELD_CHOICES[field]) + "}"
-        parser.add_argument(flag_name(field), **kwargs)
-
-
-def config_from_args(args: argparse.Namespace, base: RunConfig | None = None) -> RunConfig:
-    """Returns `base` (default `RunConfig()`) with every flag the user gave applied."""
-    base = base or RunConfig()
-    given = {
-        field: getattr(args, field)
-        for field in config_module.field_names()
-        if getattr(args, field, None) is not None
-    }
-    return base.replace(**given)
-
-
-def add_logdir_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--logdir", default=DEFAULT_LOGDIR, type=Path,
-        help=f"log root (default: {DEFAULT_LOGDIR})",
-    )
-
-
-def add_experiment_dir_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("experiment_dir", nargs="?", type=Path, default=DEFAULT_EXPERIMENT_DIR,
-                        help=f"experiment folder (default: {DEFAULT_EXPERIMENT_DIR})")
-
-
-def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("sweep_file", nargs="?", type=Path, default=None, metavar="SWEEP.toml",
-                        help="sweep file (default: the packaged article sweep)")
-    add_logdir_argument(parser)
-    parser.add_argument("--activations", nargs="+", choices=config_module.ACTIVATIONS,
-                        metavar="A", help="override the grid's activations")
-    parser.add_argument("--datasets", nargs="+", choices=config_module.DATASETS,
-                        metavar="D", help="override the grid's datasets")
-    parser.add_argument("--seeds", nargs="+", type=int, metavar="S",
-                        help="override the grid's seeds")
-    parser.add_argument("--jobs", type=int, default=None,
-                        help="parallel worker processes (default: one per core plus one; "
-                             "1 with a strategy other than default)")
-    for field in ("strategy", "devices"):
-        add_config_arguments(parser, [field])
-    add_ray_arguments(parser)
-
-
-def add_ray_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--ray", metavar="ADDRESS", default=None,
-                        help="train the runs as tasks on Ray: 'local' starts Ray on this "
-                             "machine, 'auto' or ray://HOST:10001 joins a cluster (needs the "
-                             "cluster extra)")
-    parser.add_argument("--ray-cpus", type=float, default=1.0, metavar="N",
-                        help="CPUs of each run on Ray (default: 1)")
-    parser.add_argument("--ray-gpus", type=float, default=0.0, metavar="N",
-                        help="GPUs of each run on Ray (default: 0)")
 
 
 def ray_from_args(args: argparse.Namespace):
@@ -155,7 +36,7 @@ def ray_from_args(args: argparse.Namespace):
     """
     if args.ray is None:
         return None
-    from reproduce import ray_pool
+    from reproduce.execution import ray_pool
 
     options = ray_pool.RayOptions(args.ray, args.ray_cpus, args.ray_gpus)
     ray_pool.require_ray()
@@ -163,7 +44,7 @@ def ray_from_args(args: argparse.Namespace):
 
 
 def load_sweep_from_args(args: argparse.Namespace):
-    from reproduce.sweep import load_sweep
+    from reproduce.execution.sweep_file import load_sweep
 
     check_jobs(args.jobs)
     sweep = load_sweep(args.sweep_file).with_grid(
@@ -290,7 +171,7 @@ def run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         path = run_dir(config, args.logdir)
         check_not_complete(path, args.overwrite)
         check_not_busy(path)
-    from reproduce.train import train
+    from reproduce.training.trainer import train
 
     result = train(config, args.logdir, overwrite=args.overwrite, verbose=0 if args.quiet else 2)
     print(f"{result.status}: {result.run_dir}")
@@ -298,7 +179,7 @@ def run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 
 def run_sweep(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from reproduce.article import run_sweep as train_sweep
+    from reproduce.experiments.article import run_sweep as train_sweep
     from reproduce.runs import check_writable
 
     ray = ray_from_args(args)
@@ -312,7 +193,7 @@ def run_sweep(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 
 def run_article(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from reproduce.article import run_article as reproduce_article
+    from reproduce.experiments.article import run_article as reproduce_article
     from reproduce.runs import check_writable
 
     ray = ray_from_args(args)
@@ -324,7 +205,7 @@ def run_article(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
 
 
 def run_beyond(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from reproduce.beyond import beyond_sweeps, run_beyond as reproduce_beyond
+    from reproduce.experiments.beyond import beyond_sweeps, run_beyond as reproduce_beyond
     from reproduce.runs import check_writable
 
     ray = ray_from_args(args)
@@ -349,8 +230,8 @@ def check_completed_runs(experiment_dir: Path) -> None:
 
 def run_plot(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     check_completed_runs(args.experiment_dir)
-    from reproduce.beyond_figures import plot_beyond
-    from reproduce.plots import plot_experiment
+    from reproduce.figures.article import plot_experiment
+    from reproduce.figures.beyond import plot_beyond
     from reproduce.report import is_beyond
 
     plot = plot_beyond if is_beyond(args.experiment_dir) else plot_experiment
@@ -369,7 +250,7 @@ def run_report(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
 
 
 def run_compare(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from reproduce.compare import compare_runs
+    from reproduce.compare.comparison import compare_runs
 
     comparison = compare_runs(args.runs, tags=args.tags, steps=args.steps, out_dir=args.out)
     print(comparison.to_json() if args.json else comparison.format_table())
@@ -377,7 +258,7 @@ def run_compare(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
 
 
 def run_tensorboard(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from reproduce.tensorboard import launch
+    from reproduce.tensorboard.launcher import launch
 
     return launch(args.logdir, port=args.port, host=args.host)
 

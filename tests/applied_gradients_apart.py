@@ -23,9 +23,9 @@ import tensorflow as tf  # noqa: E402
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 
-from callbacks import AppliedGradientLogger, tags  # noqa: E402
+from callbacks import AppliedGradientLogger, StepRecorder, tags  # noqa: E402
 from recording_optimizer import RecordingAdam  # noqa: E402
-from reproduce import events  # noqa: E402
+from reproduce.runs import events  # noqa: E402
 
 
 def run(case: str, log_dir: str) -> dict:
@@ -41,12 +41,12 @@ def run(case: str, log_dir: str) -> dict:
                 else tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))
     with strategy.scope():
         recording = RecordingAdam(4)
-        optimizer = (keras.optimizers.LossScaleOptimizer(recording)
-                     if policy == "mixed_float16" else recording)
+        optimizer = StepRecorder(keras.optimizers.LossScaleOptimizer(recording)
+                                 if policy == "mixed_float16" else recording)
         model = keras.Sequential([
             keras.Input((3,)), keras.layers.Dense(8, activation="relu"),
             keras.layers.Dense(1, activation="sigmoid", dtype="float32")])
-        model.compile(optimizer, "binary_crossentropy", jit_compile=xla)
+        model.compile(optimizer, "binary_crossentropy", jit_compile=xla, auto_scale_loss=False)
     model.fit(x, y, batch_size=16, epochs=2, verbose=0, shuffle=False,
               callbacks=[AppliedGradientLogger(log_dir, every_n_steps=2)])
     logged = events.read_events(os.path.join(log_dir, "train")).scalars[tags.GLOBAL_GRADIENT_NORM]

@@ -18,7 +18,7 @@ from reproduce.quiet import LEVEL_VARIABLE, QUIET_VARIABLE
 os.environ.setdefault(LEVEL_VARIABLE, "2")
 quiet.install()  # before TensorFlow loads in this process
 
-from reproduce.train import HOLD_VARIABLE, RELEASE_VARIABLE  # noqa: E402
+from reproduce.training.trainer import HOLD_VARIABLE, RELEASE_VARIABLE  # noqa: E402
 
 PROCESS_TIMEOUT_S = 300  # a generous bound on any one command, never reached when all is well
 # Three tiny runs on moons: 64 training examples in batches of 16, three epochs, 12 steps.
@@ -168,6 +168,6 @@ def numbers_in(value):
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory):
     """A completed TEST_CONFIG run with relu (RunResult)."""
-    from reproduce.train import train
+    from reproduce.training.trainer import train
 
     return train(TEST_CONFIG.replace(activation="relu"), tmp_path_factory.mktemp("logs"), verbose=0)

@@ -15,7 +15,7 @@ from tensorboard.summary.writer.record_writer import RecordWriter
 from conftest import run_cli
 from reproduce import runs
 from reproduce.config import TEST_CONFIG
-from reproduce.sweep import load_sweep
+from reproduce.execution import load_sweep
 
 # A run folder with config, marker and one gradient histogram: enough for `compare`.
 RUN = "exp/moons/relu-d2-w8-s0"

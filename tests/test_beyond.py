@@ -11,9 +11,9 @@ import pytest
 
 from conftest import numbers_in, run_cli
 from reproduce import report, runs
-from reproduce.beyond import beyond_sweeps, run_beyond
 from reproduce.config import RunConfig
-from reproduce.sweep import Sweep
+from reproduce.execution import Sweep
+from reproduce.experiments import beyond_sweeps, run_beyond
 
 # Its module fixtures are built once: every test of the module on one xdist worker.
 pytestmark = pytest.mark.xdist_group("beyond")

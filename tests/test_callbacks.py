@@ -11,10 +11,12 @@ import pytest
 import tensorflow as tf
 
 from callbacks import (ActivationLogger, BatchLossLogger, EpochLogger, GradientLogger,
-                       WeightLogger, summaries, tags)
-from reproduce import events
+                       StepRecorder, WeightLogger, summaries, tags)
+from callbacks.probe_group import traced_functions
+from reproduce import runs
 from reproduce.config import TEST_CONFIG
-from reproduce.train import train
+from reproduce.runs import events
+from reproduce.training.trainer import train
 
 VARIABLES = [f"{layer}/{kind}" for layer in ("dense_1", "dense_2", "output")
              for kind in ("kernel", "bias")]
@@ -42,7 +44,7 @@ def _load(run):
 
 
 def test_exact_set_of_tags_for_two_layer_model(tiny_run):
-    train_events = events.read_run(tiny_run.run_dir).train
+    train_events = runs.read_run_events(tiny_run.run_dir).train
     expected_scalars = {"batch_loss", "epoch_loss", "epoch_accuracy", "epoch_learning_rate",
                         tags.GLOBAL_GRADIENT_NORM}
     for kind in (tags.GRADIENT_NORM, tags.WEIGHT_NORM, tags.UPDATE_RATIO):
@@ -59,7 +61,7 @@ def test_exact_set_of_tags_for_two_layer_model(tiny_run):
 
 
 def test_logs_at_step_zero_and_end(tiny_run):
-    train_events = events.read_run(tiny_run.run_dir).train
+    train_events = runs.read_run_events(tiny_run.run_dir).train
     for tag in (tags.GLOBAL_GRADIENT_NORM, "weight_norm/dense_1/kernel", "dead_fraction/act_1"):
         steps = train_events.scalars[tag].steps
         assert steps[0] == 0 and steps[-1] == tiny_run.steps and len(set(steps)) == len(steps)
@@ -73,7 +75,7 @@ def test_final_gradients_equal_independent_gradient_tape(tiny_run):
     with tf.GradientTape() as tape:
         loss = keras.losses.BinaryCrossentropy()(y, model(x, training=False))
     gradients = tape.gradient(loss, model.trainable_variables)
-    train_events = events.read_run(tiny_run.run_dir).train
+    train_events = runs.read_run_events(tiny_run.run_dir).train
     for variable, gradient in zip(model.trainable_variables, gradients):
         logged = train_events.scalars[f"gradient_norm/{variable.path}"]
         np.testing.assert_allclose(logged.values[-1], np.linalg.norm(gradient), rtol=1e-5)
@@ -91,7 +93,7 @@ def test_final_gradients_equal_independent_gradient_tape(tiny_run):
 
 def test_final_weights_and_activations_match_saved_model(tiny_run):
     model, x, _ = _load(tiny_run)
-    train_events = events.read_run(tiny_run.run_dir).train
+    train_events = runs.read_run_events(tiny_run.run_dir).train
     kernel = model.get_layer("dense_2").kernel.numpy()
     np.testing.assert_allclose(
         train_events.scalars["weight_norm/dense_2/kernel"].values[-1],
@@ -104,7 +106,7 @@ def test_final_weights_and_activations_match_saved_model(tiny_run):
 
 
 def test_linear_activation_derivative_is_exactly_one_everywhere(linear_run):
-    train_events = events.read_run(linear_run.run_dir).train
+    train_events = runs.read_run_events(linear_run.run_dir).train
     for act in ACTS:
         series = train_events.histograms[f"activation_derivative/{act}"]
         assert len(series.steps) >= 2
@@ -118,7 +120,7 @@ def test_linear_activation_derivative_is_exactly_one_everywhere(linear_run):
 
 def test_relu_dead_fraction_equals_numpy_on_probe(dead_relu_run):
     model, x, _ = _load(dead_relu_run)
-    train_events = events.read_run(dead_relu_run.run_dir).train
+    train_events = runs.read_run_events(dead_relu_run.run_dir).train
     fractions = []
     for index in (1, 2):
         z = keras.Model(model.input, model.get_layer(f"dense_{index}").output)(x).numpy()
@@ -141,7 +143,7 @@ def test_relu_dead_fraction_equals_numpy_on_probe(dead_relu_run):
 def test_logged_steps_are_optimizer_steps(tmp_path, steps_per_execution, expected_steps):
     config = TEST_CONFIG.replace(epochs=3, log_every=2, steps_per_execution=steps_per_execution)
     result = train(config, tmp_path, verbose=0)
-    train_events = events.read_run(result.run_dir).train
+    train_events = runs.read_run_events(result.run_dir).train
     assert result.steps == 12
     for tag in (tags.GLOBAL_GRADIENT_NORM, "weight_norm/output/bias", "dead_fraction/act_2"):
         assert train_events.scalars[tag].steps.tolist() == expected_steps
@@ -153,8 +155,8 @@ def test_same_values_whatever_steps_per_execution(tmp_path):
     config = TEST_CONFIG.replace(epochs=3, log_every=4)
     one = train(config.replace(steps_per_execution=1), tmp_path / "a", verbose=0)
     eight = train(config.replace(steps_per_execution=8), tmp_path / "b", verbose=0)
-    first = events.read_run(one.run_dir).train.scalars[tags.GLOBAL_GRADIENT_NORM]
-    second = events.read_run(eight.run_dir).train.scalars[tags.GLOBAL_GRADIENT_NORM]
+    first = runs.read_run_events(one.run_dir).train.scalars[tags.GLOBAL_GRADIENT_NORM]
+    second = runs.read_run_events(eight.run_dir).train.scalars[tags.GLOBAL_GRADIENT_NORM]
     assert first.steps.tolist() == second.steps.tolist() == [0, 4, 8, 12]
     np.testing.assert_allclose(first.values, second.values, rtol=1e-5)
 
@@ -189,7 +191,7 @@ def test_epoch_logger_writes_what_keras_tensorboard_writes(tmp_path, policy):
 
 def test_mixed_precision_logs_float32_values(tmp_path):
     result = train(TEST_CONFIG.replace(mixed_precision=True), tmp_path, verbose=0)
-    train_events = events.read_run(result.run_dir).train
+    train_events = runs.read_run_events(result.run_dir).train
     assert np.all(np.isfinite(train_events.scalars[tags.GLOBAL_GRADIENT_NORM].values))
     histogram = train_events.histograms["activations/act_1"].at(result.steps)
     assert histogram[:, 2].sum() == TEST_CONFIG.probe_size * TEST_CONFIG.width
@@ -204,7 +206,7 @@ def test_mixed_precision_logs_float32_values(tmp_path):
 
 def test_jit_compiled_training_still_logs_everything(tmp_path):
     result = train(TEST_CONFIG.replace(jit_compile=True), tmp_path, verbose=0)
-    train_events = events.read_run(result.run_dir).train
+    train_events = runs.read_run_events(result.run_dir).train
     assert train_events.histograms["gradients/dense_1/kernel"].steps[-1] == result.steps
     assert train_events.scalars["batch_loss"].steps.tolist() == list(range(1, result.steps + 1))
 
@@ -217,7 +219,7 @@ def _small_model():
     outputs = keras.layers.Dense(1, activation="sigmoid", name="output")(
         keras.layers.Flatten()(conv))
     model = keras.Model(inputs, outputs)
-    model.compile(optimizer="sgd", loss="binary_crossentropy")
+    model.compile(optimizer=StepRecorder("sgd"), loss="binary_crossentropy")
     return model
 
 
@@ -333,8 +335,8 @@ def test_callbacks_reused_on_second_fit_leave_first_logs_intact(tmp_path):
     train_events = events.read_events(tmp_path / "train")
     assert train_events.scalars["batch_loss"].steps.tolist() == list(range(1, 9))
     assert train_events.scalars[tags.GLOBAL_GRADIENT_NORM].steps.tolist() == [0, 4, 4, 8]
-    # The plain train step is back after fit: no capture is left on the model.
-    assert "compute_loss" not in model.__dict__
+    # The plain train step is back after fit: no capture is left on the optimizer.
+    assert model.optimizer.listeners == ()
 
 
 def _first_global_gradient_norm(log_dir) -> float:
@@ -367,9 +369,9 @@ def test_later_fits_reuse_the_traced_functions_with_their_own_probe(tmp_path):
         logged[name] = events.read_events(tmp_path / name / "train")
         if name == "first":
             train_function = model.train_function
-            probe_functions = dict(model._probe_logger_functions)
+            probe_functions = dict(traced_functions(model))
     assert model.train_function is train_function  # the step with the loss capture, kept
-    assert model._probe_logger_functions == probe_functions  # one trace for the three loggers
+    assert traced_functions(model) == probe_functions  # one trace for the three loggers
     assert len(probe_functions) == 1
     assert logged["second"].tags == logged["first"].tags
     assert logged["second"].scalars["batch_loss"].steps.tolist() == list(range(9, 17))
@@ -380,7 +382,7 @@ def test_later_fits_reuse_the_traced_functions_with_their_own_probe(tmp_path):
               callbacks=[GradientLogger(tmp_path / "mse", probe=second)])
     np.testing.assert_allclose(_first_global_gradient_norm(tmp_path / "mse"), expected,
                                rtol=1e-5)
-    assert len(model._probe_logger_functions) == 2
+    assert len(traced_functions(model)) == 2
 
 
 def test_loggers_of_one_fit_share_one_call_and_log_what_each_logs_alone(tmp_path):
@@ -395,7 +397,7 @@ def test_loggers_of_one_fit_share_one_call_and_log_what_each_logs_alone(tmp_path
         return model, events.read_events(log_dir / "train")
 
     model, together = fit(tmp_path / "together", kinds)
-    assert len(model._probe_logger_functions) == 1  # one group: one traced function
+    assert len(traced_functions(model)) == 1  # one group: one traced function
     assert together.scalars[tags.GLOBAL_GRADIENT_NORM].steps.tolist() == [0, 3, 6, 8]
     for kind in kinds:
         _, alone = fit(tmp_path / kind.__name__, [kind])
@@ -413,7 +415,7 @@ def test_loggers_of_one_fit_share_one_call_and_log_what_each_logs_alone(tmp_path
     model.fit(x, y, epochs=1, batch_size=8, verbose=0, callbacks=[
         GradientLogger(tmp_path / "apart", probe=(x, y), every_n_steps=2),
         WeightLogger(tmp_path / "apart", probe=(x, y), every_n_steps=3)])
-    assert len(model._probe_logger_functions) == 2
+    assert len(traced_functions(model)) == 2
     apart = events.read_events(tmp_path / "apart" / "train")
     assert apart.scalars[tags.GLOBAL_GRADIENT_NORM].steps.tolist() == [0, 2, 4]
     assert apart.scalars["weight_norm/hidden/kernel"].steps.tolist() == [0, 3, 4]
@@ -425,12 +427,13 @@ def test_kept_capture_is_replaced_when_steps_per_execution_changes(tmp_path):
     x, y = _toy_data()
     model.fit(x, y, epochs=1, batch_size=8, verbose=0,
               callbacks=[BatchLossLogger(tmp_path / "a", keep_capture=True)])
-    model.compile(optimizer="sgd", loss="binary_crossentropy", steps_per_execution=2)
+    [kept] = model.optimizer.listeners
+    model.compile(optimizer=model.optimizer, loss="binary_crossentropy", steps_per_execution=2)
     model.fit(x, y, epochs=1, batch_size=8, verbose=0,
               callbacks=[BatchLossLogger(tmp_path / "b")])
     losses = events.read_events(tmp_path / "b" / "train").scalars["batch_loss"]
-    assert losses.steps.tolist() == [1, 2, 3, 4]  # a new optimizer counts from 0
-    assert "compute_loss" not in model.__dict__  # not kept this time
+    assert losses.steps.tolist() == [5, 6, 7, 8]  # the same optimizer counts on
+    assert kept.capacity == 1 and model.optimizer.listeners == ()  # not kept this time
 
 
 MIRRORED_SCRIPT = textwrap.dedent("""
@@ -442,7 +445,8 @@ MIRRORED_SCRIPT = textwrap.dedent("""
         cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()])
     import keras
     from callbacks import ActivationLogger, BatchLossLogger, GradientLogger, WeightLogger
-    from reproduce import datasets, models
+    from reproduce import datasets
+    from reproduce.training import models
     from reproduce.config import TEST_CONFIG
     # Keras 3.15 itself fails under MirroredStrategy with steps_per_execution > 1.
     config = TEST_CONFIG.replace(steps_per_execution=1)
@@ -483,7 +487,7 @@ def test_mirrored_strategy_writes_one_copy_of_each_summary(tmp_path):
     np.testing.assert_allclose(
         train_events.scalars[tags.GLOBAL_GRADIENT_NORM].values[-1], norm, rtol=1e-5)
     # Step 1's loss is the first global batch's (both replicas' halves) under the initial weights.
-    from reproduce import models
+    from reproduce.training import models
 
     x, y = np.load(tmp_path / "x.npy"), np.load(tmp_path / "y.npy")
     initial = models.build_model(TEST_CONFIG, x.shape[1], 2)

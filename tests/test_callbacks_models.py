@@ -14,10 +14,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from callbacks import (ActivationLogger, BatchLossLogger, GradientLogger, WeightLogger,
-                       make_probe, tags)
+from callbacks import (ActivationLogger, BatchLossLogger, GradientLogger, StepRecorder,
+                       WeightLogger, make_probe, tags)
 from callbacks.activation_logger import dead_fractions
-from reproduce import events
+from reproduce import runs
+from reproduce.runs import events
 
 HISTOGRAM_KINDS = ("preactivations", "activations", "activation_derivative", "backprop_gradients")
 
@@ -28,11 +29,15 @@ def fresh_session():
     keras.utils.set_random_seed(0)
 
 
-def fit_with_loggers(model, x, y, log_dir, probe=None, **fit_options):
-    """Fits with all four callbacks writing into `log_dir`; returns the `train/` events."""
+def fit_with_loggers(model, x, y, log_dir, probe=None, warns=None, **fit_options):
+    """Fits with all four callbacks writing into `log_dir`; returns the `train/` events.
+
+    Supported models warn about nothing; else `warns` matches the one warning.
+    """
     probe = (x, y) if probe is None else probe
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", UserWarning)  # supported models warn about nothing
+    with (warnings.catch_warnings() if warns is None else pytest.warns(UserWarning, match=warns)):
+        if warns is None:
+            warnings.simplefilter("error", UserWarning)
         model.fit(x, y, verbose=0, callbacks=[
             BatchLossLogger(log_dir), GradientLogger(log_dir, probe=probe),
             WeightLogger(log_dir, probe=probe), ActivationLogger(log_dir, probe=probe),
@@ -110,16 +115,16 @@ def test_subclassed_model_built_or_not_when_fit_starts(tmp_path, built):
     model = TwoLayer()
     if built:
         model(x[:1])
-    model.compile(optimizer="sgd", loss="binary_crossentropy")
-    train_events = fit_with_loggers(model, x, y, tmp_path)
+    model.compile(optimizer=StepRecorder("sgd"), loss="binary_crossentropy")
+    # Keras keeps no graph of a subclassed model's `call`: its activations are named, not logged.
+    train_events = fit_with_loggers(
+        model, x, y, tmp_path, warns=r"cannot log layers hidden, out of two_layer: a subclassed "
+                                     r"model calls them in its own `call`")
     assert_exact_tags(train_events, [f"two_layer/{layer}/{kind}" for layer in ("hidden", "out")
-                                     for kind in ("kernel", "bias")], ["hidden"])
+                                     for kind in ("kernel", "bias")], [])
     # Step 0 is logged even when fit starts with no weights at all.
     assert train_events.scalars[tags.GLOBAL_GRADIENT_NORM].steps.tolist() == [0, 1, 2, 3]
     assert_final_gradients_match(model, train_events, x, y)
-    z = x @ model.hidden.kernel.numpy() + model.hidden.bias.numpy()
-    np.testing.assert_allclose(hidden_range(train_events, "preactivations", "hidden"),
-                               [z.min(), z.max()], rtol=1e-5)
 
 
 def test_nested_sequential_inside_functional_model_is_tagged_by_path(tmp_path):
@@ -133,7 +138,7 @@ def test_nested_sequential_inside_functional_model_is_tagged_by_path(tmp_path):
     inputs = keras.Input((10, 2), name="series")
     model = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid", name="out")(
         encoder(inputs)))
-    model.compile(optimizer="sgd", loss="binary_crossentropy")
+    model.compile(optimizer=StepRecorder("sgd"), loss="binary_crossentropy")
     train_events = fit_with_loggers(model, x, y, tmp_path)
     assert_exact_tags(train_events, ["encoder/conv1d/kernel", "encoder/conv1d/bias",
                                      "out/kernel", "out/bias"], ["encoder/conv1d"])
@@ -155,7 +160,7 @@ def two_input_two_output_model():
     label = keras.layers.Dense(1, activation="sigmoid", name="label")(hidden)
     value = keras.layers.Dense(1, name="value")(hidden)
     model = keras.Model({"first": first, "second": second}, [label, value])
-    model.compile(optimizer="sgd", loss={"label": "binary_crossentropy", "value": "mse"},
+    model.compile(optimizer=StepRecorder("sgd"), loss={"label": "binary_crossentropy", "value": "mse"},
                   loss_weights={"label": 1.0, "value": 0.5})
     return model
 
@@ -199,7 +204,7 @@ def test_probe_from_dataset_with_sample_weights(tmp_path):
     inputs = keras.Input((5,))
     hidden = keras.layers.Dense(6, activation="relu", name="hidden")(inputs)
     model = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid", name="out")(hidden))
-    model.compile(optimizer="sgd", loss="binary_crossentropy")
+    model.compile(optimizer=StepRecorder("sgd"), loss="binary_crossentropy")
     loggers = [GradientLogger(tmp_path, probe=dataset, probe_size=40),
                ActivationLogger(tmp_path, probe=dataset, probe_size=40)]
     # The first 40 examples, across three batches of 16.
@@ -226,7 +231,7 @@ def test_gradients_are_of_the_loss_fit_minimises_with_regularisers_batchnorm_dro
         keras.layers.Dense(1, activation="sigmoid", kernel_regularizer=keras.regularizers.L2(0.05),
                            name="out"),
     ], name="regularised")
-    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="binary_crossentropy")
+    model.compile(optimizer=StepRecorder(keras.optimizers.SGD(0.1)), loss="binary_crossentropy")
     train_events = fit_with_loggers(model, x, y, tmp_path, epochs=2)
     assert_exact_tags(train_events, [f"regularised/{key}" for key in (
         "dense/kernel", "dense/bias", "norm/gamma", "norm/beta", "out/kernel", "out/bias")],
@@ -278,7 +283,7 @@ def activation_zoo():
                                 name="einsum")(hidden)
     outputs = layers.Dense(1, activation="sigmoid", name="out")(hidden)
     model = keras.Model(inputs, outputs)
-    model.compile(optimizer="sgd", loss="binary_crossentropy")
+    model.compile(optimizer=StepRecorder("sgd"), loss="binary_crossentropy")
     return model
 
 
@@ -308,7 +313,7 @@ def test_shared_layer_is_named_in_a_warning_and_the_others_logged(tmp_path):
     shared = keras.layers.Dense(5, activation="relu", name="shared")
     hidden = keras.layers.Dense(4, activation="tanh", name="hidden")(shared(shared(inputs)))
     model = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid", name="out")(hidden))
-    model.compile(optimizer="sgd", loss="binary_crossentropy")
+    model.compile(optimizer=StepRecorder("sgd"), loss="binary_crossentropy")
     with pytest.warns(UserWarning, match=r"cannot log layers shared \(called more than once"):
         model.fit(x, y, epochs=1, verbose=0, callbacks=[ActivationLogger(tmp_path, probe=(x, y))])
     assert {tag.split("/", 1)[1] for tag in events.read_events(tmp_path / "train").histograms} \
@@ -345,7 +350,7 @@ def test_convnet_example_logs_conv_layers_by_channel(tmp_path, capsys):
     example = load_example("convnet_digits")
     model = example.main(["--logdir", str(tmp_path), "--epochs", "1", "--samples", "300"])
     assert f"tensorboard --logdir {tmp_path}" in capsys.readouterr().out
-    run = events.read_run(tmp_path)
+    run = runs.read_run_events(tmp_path)
     assert {"epoch_loss", "epoch_accuracy"} <= set(run.train.scalars) & set(run.validation.scalars)
     assert_exact_tags(
         _without_keras_tensorboard(run.train),
@@ -384,7 +389,7 @@ def test_text_example_bidirectional_lstm_with_variable_length_input(tmp_path):
     example = load_example("text_classifier")
     model = example.main(["--logdir", str(tmp_path), "--epochs", "1", "--samples", "160"])
     assert model.input_shape == (None, None)
-    train_events = _without_keras_tensorboard(events.read_run(tmp_path).train)
+    train_events = _without_keras_tensorboard(runs.read_run_events(tmp_path).train)
     lstm = [f"bidirectional/{direction}_lstm/lstm_cell/{kind}" for direction in
             ("forward", "backward") for kind in ("kernel", "recurrent_kernel", "bias")]
     assert_exact_tags(train_events, [f"text_classifier/{key}" for key in (

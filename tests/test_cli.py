@@ -63,12 +63,12 @@ def test_completed_run_is_refused_then_overwritten_on_request(tiny_run):
 
 
 def test_disk_full_during_a_run_is_one_error_line(tmp_path, monkeypatch, capsys):
-    import reproduce.train
+    import reproduce.training.trainer
 
     def full_disk(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "model.keras"))
 
-    monkeypatch.setattr(reproduce.train, "train", full_disk)
+    monkeypatch.setattr(reproduce.training.trainer, "train", full_disk)
     assert cli.main(["train", "--logdir", str(tmp_path / "logs"), "--quiet"]) == 1
     assert capsys.readouterr().err == (
         f"reproduce train: error: No space left on device: {tmp_path / 'model.keras'}\n")

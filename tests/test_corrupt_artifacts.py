@@ -19,11 +19,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c
 
-from reproduce import datasets, events, runs
+from reproduce import datasets, runs
 from reproduce.compare import compare_runs
 from reproduce.config import TEST_CONFIG
-from reproduce.plots import FIGURES_DIR, LOSS_DROP_DIR, plot_experiment
+from reproduce.figures import FIGURES_DIR, LOSS_DROP_DIR, plot_experiment
 from reproduce.report import write_report
+from reproduce.runs import events
 
 # Its module fixtures are built once: every test of the module on one xdist worker.
 pytestmark = pytest.mark.xdist_group("corrupt_artifacts")
@@ -95,7 +96,7 @@ OWN_CONFIGURATION = ("model random bytes", "model truncated")
 @pytest.fixture(scope="module")
 def good_experiment(tmp_path_factory):
     """Three tiny real runs: linear seeds 0 and 1, relu seed 0."""
-    from reproduce.train import train
+    from reproduce.training.trainer import train
 
     logdir = tmp_path_factory.mktemp("logs")
     for activation, seed in GOOD:

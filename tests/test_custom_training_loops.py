@@ -19,10 +19,11 @@ import pytest
 import tensorflow as tf
 
 from callbacks import (ActivationLogger, AppliedGradientLogger, BatchLossLogger, EpochLogger,
-                       GradientLogger, ModeStrengthLogger, WeightLogger, tags)
+                       GradientLogger, ModeStrengthLogger, StepRecorder, WeightLogger, tags)
 from conftest import PROCESS_TIMEOUT_S
 from recording_optimizer import RecordingAdam
-from reproduce import events
+from reproduce import runs
+from reproduce.runs import events
 from test_callbacks_models import load_example
 
 HERE = Path(__file__).resolve().parent
@@ -88,6 +89,8 @@ def assert_logged_norms_match(train_events, optimizer, keys, scope="", rtol=1e-6
     """The logged norms at every logged step equal those `optimizer` recorded at that step."""
     global_tag = f"gradient_norm/{tags.scoped(scope, 'global')}"
     steps = train_events.scalars[global_tag].steps
+    while not isinstance(optimizer, RecordingAdam):  # inside StepRecorder, LossScaleOptimizer
+        optimizer = optimizer.inner_optimizer
     recorded = optimizer.norms_at(steps)
     np.testing.assert_allclose(train_events.scalars[global_tag].values, recorded[:, -1],
                                rtol=rtol)
@@ -101,7 +104,7 @@ def assert_logged_norms_match(train_events, optimizer, keys, scope="", rtol=1e-6
 
 def test_custom_train_step_logs_the_gradients_its_optimizer_applied(tmp_path):
     x, y = toy_data()
-    model = own_loss_model(RecordingAdam(4, learning_rate=0.05))
+    model = own_loss_model(StepRecorder(RecordingAdam(4, learning_rate=0.05)))
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)
         model.fit(x, y, batch_size=8, epochs=2, verbose=0,
@@ -119,7 +122,7 @@ def test_custom_train_step_logs_the_gradients_its_optimizer_applied(tmp_path):
         assert histograms.steps.tolist() == [0, 5, 10]
         assert [buckets[:, 2].sum() for buckets in histograms.buckets] == [np.prod(variable.shape)] * 3
     # Nothing is left on the optimizer: a later fit without the logger runs the plain step.
-    assert "apply" not in vars(model.optimizer)
+    assert model.optimizer.listeners == ()
     model.fit(x, y, batch_size=8, epochs=1, verbose=0)
     logged = events.read_events(tmp_path / "train").scalars[tags.GLOBAL_GRADIENT_NORM]
     assert logged.steps.tolist() == [0, 5, 10]
@@ -129,7 +132,7 @@ def test_several_logs_in_one_execution_of_keras_own_train_step(tmp_path):
     x, y = toy_data()
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4, activation="relu"),
                               keras.layers.Dense(1)], name="seq")
-    model.compile(RecordingAdam(4), "mse", steps_per_execution=4)
+    model.compile(StepRecorder(RecordingAdam(4)), "mse", steps_per_execution=4)
     model.fit(x, y, batch_size=8, epochs=2, verbose=0,
               callbacks=[AppliedGradientLogger(tmp_path, every_n_steps=2)])
     train_events = events.read_events(tmp_path / "train")
@@ -137,17 +140,25 @@ def test_several_logs_in_one_execution_of_keras_own_train_step(tmp_path):
         0, 2, 4, 6, 8, 10]
 
 
-def test_mixed_precision_logs_unscaled_gradients(tmp_path):
+@pytest.mark.parametrize("scaling", ["inside", "outside"])
+def test_mixed_precision_logs_unscaled_gradients(tmp_path, scaling):
     x, y = toy_data()
     keras.mixed_precision.set_global_policy("mixed_float16")
     try:
         inner = RecordingAdam(4)
-        model = own_loss_model(keras.optimizers.LossScaleOptimizer(inner))
+        if scaling == "inside":  # StepRecorder(LossScaleOptimizer(...)), as the README says
+            model = own_loss_model(StepRecorder(keras.optimizers.LossScaleOptimizer(inner)),
+                                   auto_scale_loss=False)
+            loss_scaling = model.optimizer.inner_optimizer
+        else:  # compile puts its LossScaleOptimizer around the recorder
+            model = own_loss_model(StepRecorder(inner))
+            loss_scaling = model.optimizer
+        assert isinstance(loss_scaling, keras.optimizers.LossScaleOptimizer)
         model.fit(x, y, batch_size=8, epochs=1, verbose=0,
                   callbacks=[AppliedGradientLogger(tmp_path, every_n_steps=2)])
     finally:
         keras.mixed_precision.set_global_policy("float32")
-    assert float(model.optimizer.dynamic_scale.numpy()) >= 2.0 ** 10  # the scale is large
+    assert float(loss_scaling.dynamic_scale.numpy()) >= 2.0 ** 10  # the scale is large
     train_events = events.read_events(tmp_path / "train")
     assert assert_logged_norms_match(train_events, inner, variable_keys(model), rtol=1e-5) == [
         0, 2, 4]
@@ -158,7 +169,7 @@ def test_loss_scale_factor_is_divided_out(tmp_path):
     optimizer = RecordingAdam(4, loss_scale_factor=64.0)
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4, activation="relu"),
                               keras.layers.Dense(1)], name="seq")
-    model.compile(optimizer, "mse")  # Keras's step multiplies the loss by the factor
+    model.compile(StepRecorder(optimizer), "mse")  # Keras's step multiplies the loss by it
     model.fit(x, y, batch_size=8, epochs=1, verbose=0,
               callbacks=[AppliedGradientLogger(tmp_path, every_n_steps=3)])
     train_events = events.read_events(tmp_path / "train")
@@ -171,7 +182,7 @@ def test_large_variable_is_kept_as_its_sample_range_and_norm(tmp_path):
     x = np.random.default_rng(4).normal(size=(32, 300)).astype("float32")
     model = keras.Sequential([keras.Input((300,)), keras.layers.Dense(256, activation="relu"),
                               keras.layers.Dense(1)], name="wide")
-    model.compile(RecordingAdam(4), "mse")
+    model.compile(StepRecorder(RecordingAdam(4)), "mse")
     model.fit(x, x[:, :1], batch_size=16, epochs=1, verbose=0,
               callbacks=[AppliedGradientLogger(tmp_path, every_n_steps=1)])
     train_events = events.read_events(tmp_path / "train")
@@ -198,7 +209,7 @@ def test_logs_without_a_free_slot_are_counted_and_named(tmp_path):
     x, y = toy_data()
     inputs = keras.Input((3,))
     model = CriticLoopModel(inputs, keras.layers.Dense(1)(inputs))
-    model.compile(RecordingAdam(2, steps=512), steps_per_execution=6)
+    model.compile(StepRecorder(RecordingAdam(2, steps=512)), steps_per_execution=6)
     with pytest.warns(UserWarning, match=r"AppliedGradientLogger: \d+ due logs of optimizer "
                                          r"\w+ found no free slot"):
         model.fit(x, y, batch_size=8, epochs=1, verbose=0,
@@ -212,7 +223,7 @@ def test_logs_without_a_free_slot_are_counted_and_named(tmp_path):
 
 def test_gradient_accumulation_is_refused_before_training(tmp_path):
     x, y = toy_data()
-    model = own_loss_model(keras.optimizers.Adam(gradient_accumulation_steps=2))
+    model = own_loss_model(StepRecorder(keras.optimizers.Adam(gradient_accumulation_steps=2)))
     with pytest.raises(ValueError, match="gradient_accumulation_steps=2"):
         model.fit(x, y, verbose=0, callbacks=[AppliedGradientLogger(tmp_path)])
     assert int(model.optimizer.iterations.numpy()) == 0
@@ -222,7 +233,8 @@ def test_gradient_accumulation_is_refused_before_training(tmp_path):
 
 def recording_gan(example):
     gan = example.GAN(width=8)
-    gan.compile(d_optimizer=RecordingAdam(6, beta_1=0.5), g_optimizer=RecordingAdam(6, beta_1=0.5),
+    gan.compile(d_optimizer=StepRecorder(RecordingAdam(6, beta_1=0.5)),
+                g_optimizer=StepRecorder(RecordingAdam(6, beta_1=0.5)),
                 loss_fn=keras.losses.BinaryCrossentropy(from_logits=True))
     return gan
 
@@ -284,7 +296,7 @@ def test_gan_example_runs_and_logs_both_networks(tmp_path, capsys):
     example = load_example("gan_points")
     example.main(["--logdir", str(tmp_path), "--epochs", "2", "--samples", "256"])
     assert f"tensorboard --logdir {tmp_path}" in capsys.readouterr().out
-    run = events.read_run(tmp_path)
+    run = runs.read_run_events(tmp_path)
     # 2 epochs of 4 batches: about twenty logs asked for, one every step.
     for network in GAN_KEYS:
         assert run.train.scalars[f"gradient_norm/{network}/global"].steps.tolist() == list(

@@ -16,8 +16,10 @@ import tensorflow as tf
 
 from callbacks import tags
 from conftest import event_file_pids, run_cli
-from reproduce import events, models, runs
+from reproduce import runs
 from reproduce.config import TEST_CONFIG
+from reproduce.runs import events
+from reproduce.training import models
 
 CONFIG = TEST_CONFIG.replace(activation="relu")
 FLAGS = ["--experiment", CONFIG.experiment, "--activation", CONFIG.activation,

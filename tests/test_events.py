@@ -11,9 +11,10 @@ from tensorboard.compat.proto import event_pb2, summary_pb2
 from tensorboard.plugins.hparams import summary_v2 as hp
 from tensorboard.summary.writer.record_writer import RecordWriter
 
-from reproduce import events, runs
+from reproduce import runs
 from reproduce.config import TEST_CONFIG
 from reproduce.errors import RunNotFoundError
+from reproduce.runs import events
 
 # Its module fixtures are built once: every test of the module on one xdist worker.
 pytestmark = pytest.mark.xdist_group("events")
@@ -185,7 +186,7 @@ def make_run(logdir, seed):
 
 def test_read_experiment_reads_every_run(tmp_path):
     run_dirs = [make_run(tmp_path, seed) for seed in (1, 0)]
-    experiment = events.read_experiment(tmp_path / TEST_CONFIG.experiment)
+    experiment = runs.read_experiment(tmp_path / TEST_CONFIG.experiment)
     assert list(experiment) == sorted(run_dirs)
     for run_dir, run in experiment.items():
         assert run.path == run_dir
@@ -195,9 +196,9 @@ def test_read_experiment_reads_every_run(tmp_path):
 
 def test_read_experiment_without_runs_raises(tmp_path):
     with pytest.raises(RunNotFoundError, match="no run folder"):
-        events.read_experiment(tmp_path)
+        runs.read_experiment(tmp_path)
     with pytest.raises(RunNotFoundError, match="no such folder"):
-        events.read_experiment(tmp_path / "missing")
+        runs.read_experiment(tmp_path / "missing")
 
 
 def test_summarize_histogram_uses_bucket_centres():

@@ -15,9 +15,10 @@ from headless_chromium import Chromium
 from test_compare import LAYERS, MEAN_ABS, NORM, SCALES, STD, STEPS, make_run
 from test_tensorboard import REQUEST_SECONDS, STARTUP_SECONDS, Server, free_port, running
 
-from reproduce import compare, events, runs, tensorboard
+from reproduce import compare, runs, tensorboard
 from reproduce.config import TEST_CONFIG
-from reproduce.histogram_overlay import grouping, plugin
+from reproduce.runs import events
+from reproduce.tensorboard.histogram_overlay import grouping, plugin
 
 # One worker runs them all: one TensorBoard and one log dir, not one per worker.
 pytestmark = pytest.mark.xdist_group("histogram_overlay")

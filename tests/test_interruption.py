@@ -11,7 +11,8 @@ import pytest
 from conftest import (
     TINY_SWEEP, finish, start_cli, tiny_sweep_run, wait_for_line, wait_for_lines,
     wait_until_group_gone)
-from reproduce import events, runs, sweep
+from reproduce import execution, runs
+from reproduce.runs import events
 
 ACTIVATIONS = ("linear", "relu", "tanh")
 
@@ -27,12 +28,12 @@ def sweep_file(tmp_path_factory):
 def reference(sweep_file, tmp_path_factory):
     """Every run's per-batch losses from one uninterrupted sweep."""
     logdir = tmp_path_factory.mktemp("reference")
-    sweep.run_all(sweep.load_sweep(sweep_file), logdir, jobs=1)
+    execution.run_all(execution.load_sweep(sweep_file), logdir, jobs=1)
     return batch_losses(logdir)
 
 
 def configs(sweep_file):
-    return sweep.load_sweep(sweep_file).configs()
+    return execution.load_sweep(sweep_file).configs()
 
 
 def batch_losses(logdir) -> dict[str, np.ndarray]:
@@ -85,7 +86,7 @@ def test_sigkill_then_rerun_completes_each_run_once_and_keeps_finished_ones(
     # Rerun here (TensorFlow is loaded already), as `reproduce sweep --jobs 1` would.
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        rerun = sweep.run_all(sweep.load_sweep(sweep_file), logdir, jobs=1)
+        rerun = execution.run_all(execution.load_sweep(sweep_file), logdir, jobs=1)
     assert f"{len(finished)} already complete, 0 failed" in rerun.describe()
     replaced = [re.search(r"replacing incomplete run (\S+)", str(warning.message))
                 for warning in caught]
@@ -151,7 +152,7 @@ def test_ctrl_c_during_the_article_sweep_says_what_it_stopped_and_nothing_else(
 
 
 def test_same_sweep_twice_gives_identical_batch_losses(tmp_path, sweep_file, reference):
-    sweep.run_all(sweep.load_sweep(sweep_file), tmp_path, jobs=1)
+    execution.run_all(execution.load_sweep(sweep_file), tmp_path, jobs=1)
     losses = batch_losses(tmp_path)
     assert losses.keys() == reference.keys() and len(losses) == len(ACTIVATIONS)
     for name, values in reference.items():

@@ -4,8 +4,8 @@ import keras
 import numpy as np
 import pytest
 
-from callbacks import BatchLossLogger, ModeStrengthLogger, tags
-from reproduce import events
+from callbacks import BatchLossLogger, ModeStrengthLogger, StepRecorder, tags
+from reproduce.runs import events
 
 INPUTS, HIDDEN, OUTPUTS = 4, 3, 2
 EXAMPLES, BATCH, EPOCHS, SPE = 8, 2, 3, 3  # 12 steps in executions of 3, 1 (epoch end), ...
@@ -28,7 +28,7 @@ def tiny_model(activation="linear", seed=1):
     hidden = keras.layers.Activation(activation)(hidden)
     outputs = keras.layers.Dense(OUTPUTS, use_bias=False, name="out")(hidden)
     model = keras.Model(inputs, outputs)
-    model.compile(keras.optimizers.SGD(LEARNING_RATE), "mean_squared_error",
+    model.compile(StepRecorder(keras.optimizers.SGD(LEARNING_RATE)), "mean_squared_error",
                   steps_per_execution=SPE)
     return model
 
@@ -69,7 +69,7 @@ def test_logs_every_step_as_numpy_computes_it(tmp_path):
         assert logged.steps.tolist() == list(range(steps + 1))  # each step once, 0 to the end
         np.testing.assert_allclose(logged.values, expected[:, index], rtol=1e-4, atol=1e-6)
     assert expected[-1, 0] != pytest.approx(expected[0, 0])  # the strengths did change
-    assert "compute_loss" not in vars(model)  # the train step is left as it was
+    assert model.optimizer.listeners == ()  # the next fit traces the plain step
 
 
 def test_works_beside_batch_loss_logger_and_restores_the_model(tmp_path):
@@ -88,7 +88,7 @@ def test_works_beside_batch_loss_logger_and_restores_the_model(tmp_path):
     # The first fit's last value and the second's first are the same weights.
     assert again.scalars["mode_strength/1"].values[0] == pytest.approx(
         train.scalars["mode_strength/1"].values[-1])
-    assert "compute_loss" not in vars(model)
+    assert model.optimizer.listeners == ()
 
 
 @pytest.mark.parametrize("u, v, names, message", [
@@ -107,9 +107,18 @@ def test_a_model_that_is_not_dense_only_or_of_other_shape_is_refused_at_fit(tmp_
     inputs = keras.Input((INPUTS,))
     normalised = keras.layers.BatchNormalization()(inputs)
     model = keras.Model(inputs, keras.layers.Dense(OUTPUTS)(normalised))
-    model.compile("sgd", "mse")
+    model.compile(StepRecorder(keras.optimizers.SGD()), "mse")
     with pytest.raises(ValueError, match="needs a network of Dense layers"):
         model.fit(x, y, verbose=0, callbacks=[ModeStrengthLogger(tmp_path, u, v)])
     with pytest.raises(ValueError, match="maps 4 inputs to 2 outputs"):
         tiny_model().fit(x, y, verbose=0,
                          callbacks=[ModeStrengthLogger(tmp_path, np.ones((3, 1)), v[:, :1])])
+
+
+def test_a_model_compiled_without_a_step_recorder_is_refused_at_fit(tmp_path):
+    x, y, u, v = tiny_problem()
+    model = tiny_model()
+    model.compile(keras.optimizers.SGD(LEARNING_RATE), "mse")
+    with pytest.raises(ValueError, match=r"\(SGD\).*optimizer=callbacks.StepRecorder\(your_"):
+        model.fit(x, y, verbose=0, callbacks=[ModeStrengthLogger(tmp_path, u, v)])
+    assert not (tmp_path / "train").exists()

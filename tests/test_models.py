@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from reproduce import models
+from reproduce.training import models
 from reproduce.config import ACTIVATIONS, TEST_CONFIG
 
 

@@ -9,9 +9,10 @@ import pytest
 from conftest import (
     TINY_SWEEP, TINY_SWEEP_STEPS, event_file_pids, finish, kill_if_running, run_cli, start_cli,
     tiny_sweep_run, wait_for_line)
-from reproduce import events, runs
+from reproduce import runs
 from reproduce.config import TEST_CONFIG, RunConfig
-from reproduce.train import train
+from reproduce.runs import events
+from reproduce.training.trainer import train
 
 TRAIN_ARGS = ["train", "--experiment", "tiny", "--depth", "2", "--width", "8", "--epochs", "2",
               "--samples", "80", "--steps-per-execution", "1", "--quiet"]

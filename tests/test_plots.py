@@ -1,4 +1,4 @@
-"""Tests of reproduce.plots: TensorBoard's smoothing, loss curves read back, figures written."""
+"""Tests of reproduce.figures: TensorBoard's smoothing, loss curves read back, figures written."""
 
 import dataclasses
 import json
@@ -10,9 +10,11 @@ import tensorflow as tf
 from matplotlib import image as mpimg
 
 from callbacks import tags
-from reproduce import events, plots, runs
+from reproduce import runs
 from reproduce.config import TEST_CONFIG, RunConfig
 from reproduce.errors import RunNotFoundError
+from reproduce.figures import FIGURES_DIR, load_loss_curves, plot_experiment, smooth
+from reproduce.runs import events
 
 # Its module fixtures are built once: every test of the module on one xdist worker.
 pytestmark = pytest.mark.xdist_group("plots")
@@ -30,23 +32,23 @@ TINY_GROUPS = ("moons/linear-d2-w8-bs=16-ep=2-n=80", "moons/relu-d2-w8-bs=16-ep=
 def test_smooth_matches_tensorboard_by_hand():
     # last: 0.4*1 = 0.4, 0.6*0.4 + 0.4*2 = 1.04, 0.6*1.04 + 0.4*3 = 1.824;
     # debias: 1 - 0.6 = 0.4, 1 - 0.36 = 0.64, 1 - 0.216 = 0.784.
-    np.testing.assert_allclose(plots.smooth([1, 2, 3], 0.6),
+    np.testing.assert_allclose(smooth([1, 2, 3], 0.6),
                                [0.4 / 0.4, 1.04 / 0.64, 1.824 / 0.784])
-    assert plots.smooth([1, 2, 3], 0.6)[2] == pytest.approx(2.3265306122)
+    assert smooth([1, 2, 3], 0.6)[2] == pytest.approx(2.3265306122)
 
 
 def test_smooth_with_weight_zero_returns_the_values():
-    np.testing.assert_array_equal(plots.smooth([3.0, 1.0, 2.0], 0.0), [3.0, 1.0, 2.0])
+    np.testing.assert_array_equal(smooth([3.0, 1.0, 2.0], 0.0), [3.0, 1.0, 2.0])
 
 
 def test_smooth_passes_non_finite_values_through_without_counting_them():
     # The 3 is only the second finite value: (0.6*0.4 + 0.4*3) / (1 - 0.6**2) = 2.25.
-    np.testing.assert_allclose(plots.smooth([1.0, np.nan, 3.0, np.inf], 0.6),
+    np.testing.assert_allclose(smooth([1.0, np.nan, 3.0, np.inf], 0.6),
                                [1.0, np.nan, 2.25, np.inf])
 
 
 def test_smooth_leaves_a_constant_series_alone():
-    np.testing.assert_array_equal(plots.smooth([0.7] * 5, 0.9), [0.7] * 5)
+    np.testing.assert_array_equal(smooth([0.7] * 5, 0.9), [0.7] * 5)
 
 
 def write_fabricated_run(logdir, seed, batch_losses, validation_losses,
@@ -85,7 +87,7 @@ def fabricated(tmp_path):
 
 
 def test_loss_curves_are_the_values_written(fabricated):
-    groups = plots.load_loss_curves(as_runs(*fabricated), weight=0.0)
+    groups = load_loss_curves(as_runs(*fabricated), weight=0.0)
     assert list(groups) == [FABRICATED_GROUP]
     seed_0, seed_1 = groups[FABRICATED_GROUP].runs
     assert (seed_0.config.seed, seed_1.config.seed) == (0, 1)
@@ -98,7 +100,7 @@ def test_loss_curves_are_the_values_written(fabricated):
 
 
 def test_group_mean_and_band_across_seeds(fabricated):
-    group = plots.load_loss_curves(as_runs(*fabricated), weight=0.0)[FABRICATED_GROUP]
+    group = load_loss_curves(as_runs(*fabricated), weight=0.0)[FABRICATED_GROUP]
     np.testing.assert_array_equal(group.steps, [1, 2, 3, 4, 5, 6])
     np.testing.assert_array_equal(group.mean, [0.75, 0.625, 0.375, 0.3125, 0.1875, 0.125])
     np.testing.assert_array_equal(group.low, SEED_1_BATCH)
@@ -107,7 +109,7 @@ def test_group_mean_and_band_across_seeds(fabricated):
 
 
 def test_group_mean_is_of_the_smoothed_curves(fabricated):
-    group = plots.load_loss_curves(as_runs(*fabricated), weight=0.6)[FABRICATED_GROUP]
+    group = load_loss_curves(as_runs(*fabricated), weight=0.6)[FABRICATED_GROUP]
     # First step: each debiased average is the value itself, (1.0 + 0.5) / 2.
     assert group.mean[0] == pytest.approx(0.75)
     # Second step: seed 0 (0.24 + 0.3) / 0.64, seed 1 (0.12 + 0.2) / 0.64.
@@ -117,7 +119,7 @@ def test_group_mean_is_of_the_smoothed_curves(fabricated):
 def test_diverged_seed_is_kept_but_left_out_of_the_mean(tmp_path, fabricated):
     diverged = write_fabricated_run(tmp_path, 2, [1.0, 4.0, float("nan")], [float("nan")],
                                     status=runs.STATUS_DIVERGED)
-    group = plots.load_loss_curves(as_runs(*fabricated, diverged), weight=0.0)[FABRICATED_GROUP]
+    group = load_loss_curves(as_runs(*fabricated, diverged), weight=0.0)[FABRICATED_GROUP]
     assert [curves.diverged for curves in group.runs] == [False, False, True]
     np.testing.assert_array_equal(group.runs[2].steps, [1, 2, 3])
     np.testing.assert_array_equal(group.mean, [0.75, 0.625, 0.375, 0.3125, 0.1875, 0.125])
@@ -132,13 +134,13 @@ def test_incomplete_run_is_skipped_with_a_warning(fabricated):
 def test_empty_experiment_raises_run_not_found(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(RunNotFoundError, match=r"no completed runs in .*empty: no run folder"):
-        plots.plot_experiment(tmp_path / "empty")
+        plot_experiment(tmp_path / "empty")
 
 
 @pytest.fixture(scope="module")
 def tiny_experiment(tmp_path_factory):
     """A trained TEST_CONFIG experiment with a linear and a relu run; returns its folder."""
-    from reproduce.train import train
+    from reproduce.training.trainer import train
 
     logdir = tmp_path_factory.mktemp("logs")
     for activation in ("linear", "relu"):
@@ -148,7 +150,7 @@ def tiny_experiment(tmp_path_factory):
 
 def expected_images(experiment_dir):
     """Maps each PNG that plotting `experiment_dir` must write to its image tag."""
-    figures = experiment_dir / plots.FIGURES_DIR
+    figures = experiment_dir / FIGURES_DIR
     return {
         **{figures / "loss_drop" / f"{group}.png": f"loss_drop/{group}" for group in TINY_GROUPS},
         figures / "overview.png": "overview",
@@ -158,20 +160,20 @@ def expected_images(experiment_dir):
 
 
 def test_plot_experiment_writes_every_figure_as_png_and_image_summary(tiny_experiment):
-    written = plots.plot_experiment(tiny_experiment)
+    written = plot_experiment(tiny_experiment)
     expected = expected_images(tiny_experiment)
     assert set(written) == set(expected) and len(written) == len(expected)
     for path in written:
         height, width, channels = mpimg.imread(path).shape
         assert height > 100 and width > 100 and channels == 4, path
-    figures = events.read_events(tiny_experiment / plots.FIGURES_DIR)
+    figures = events.read_events(tiny_experiment / FIGURES_DIR)
     assert figures.plugin_tags == {"images": set(expected.values())}
 
 
 def test_plotting_again_replaces_the_image_summaries(tiny_experiment):
-    plots.plot_experiment(tiny_experiment)
-    plots.plot_experiment(tiny_experiment)
-    figures = tiny_experiment / plots.FIGURES_DIR
+    plot_experiment(tiny_experiment)
+    plot_experiment(tiny_experiment)
+    figures = tiny_experiment / FIGURES_DIR
     assert len(events.event_files(figures)) == 1
     assert events.read_events(figures).plugin_tags["images"] == set(
         expected_images(tiny_experiment).values())
@@ -182,8 +184,8 @@ def test_diverged_run_is_still_plotted(tiny_experiment, tmp_path):
     linear = experiment / runs.run_name(TEST_CONFIG)
     runs.write_marker(linear, dataclasses.replace(
         runs.read_marker(linear), status=runs.RunStatus.DIVERGED, diverged_at_step=5))
-    written = plots.plot_experiment(experiment)
+    written = plot_experiment(experiment)
     assert set(written) == set(expected_images(experiment))
-    group = plots.load_loss_curves(as_runs(linear))[runs.group_name(TEST_CONFIG)]
+    group = load_loss_curves(as_runs(linear))[runs.group_name(TEST_CONFIG)]
     assert group.runs[0].diverged and group.mean is None
     assert group.runs[0].divergence_label == "seed 0 diverged at step 5"

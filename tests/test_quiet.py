@@ -41,11 +41,12 @@ def state():
             absl_logging.get_verbosity(), tf.get_logger().level, list(sys.meta_path))
 
 before = state()
-from callbacks import ActivationLogger, BatchLossLogger, GradientLogger, WeightLogger
+from callbacks import (ActivationLogger, BatchLossLogger, GradientLogger, StepRecorder,
+                       WeightLogger)
 x, y = np.ones((16, 3), "float32"), np.zeros((16, 1), "float32")
 model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4, activation="tanh"),
                           keras.layers.Dense(1)])
-model.compile("sgd", "mse")
+model.compile(StepRecorder("sgd"), "mse")
 logdir = sys.argv[1]
 model.fit(x, y, epochs=2, batch_size=8, verbose=0, callbacks=[
     BatchLossLogger(logdir), GradientLogger(logdir, probe=(x, y)),

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from conftest import TINY_FIXED, finish, run_cli, start_cli, wait_for_line
-from reproduce import events, runs
+from reproduce import runs
+from reproduce.runs import events
 
 pytest.importorskip("ray")  # the cluster extra; `make test` installs it
 

@@ -14,11 +14,13 @@ import numpy as np
 import pytest
 
 from conftest import numbers_in
-from reproduce import datasets, events, models, report, runs
+from reproduce import datasets, report, runs
 from reproduce.config import TEST_CONFIG
 from reproduce.errors import DataMismatchError, RunNotFoundError
 from reproduce.report import c5_linear_data, measures, networks
 from reproduce.report.evidence import Accuracy
+from reproduce.runs import events
+from reproduce.training import models
 
 # Its module fixtures are built once: every test of the module on one xdist worker.
 pytestmark = pytest.mark.xdist_group("report")
@@ -193,7 +195,7 @@ def test_claim_registry_lists_one_module_per_claim_in_order():
 @pytest.fixture(scope="module")
 def tiny_experiment(tmp_path_factory):
     """The TINY sweep: linear and relu networks on moons and linear."""
-    from reproduce.train import train
+    from reproduce.training.trainer import train
 
     logdir = tmp_path_factory.mktemp("logs")
     for config in TINY:
@@ -364,11 +366,12 @@ def test_the_analysis_never_imports_the_training_code():
     import subprocess
     import sys
 
-    code = ("import sys; import reproduce.report, reproduce.plots, reproduce.compare, "
-            "reproduce.beyond_figures; "
+    code = ("import sys; import reproduce.report, reproduce.figures.article, "
+            "reproduce.compare.comparison, reproduce.figures.beyond; "
             "print(sorted(name for name in sys.modules if name.startswith('reproduce.')))")
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True).stdout
-    training = {"reproduce.train", "reproduce.models", "reproduce.sweep", "reproduce.distribute"}
+    training = {"reproduce.training.trainer", "reproduce.training.models",
+                "reproduce.execution.sweep", "reproduce.training.distribute"}
     assert "reproduce.report.writer" in loaded
     assert training.isdisjoint(ast.literal_eval(loaded))

@@ -7,9 +7,11 @@ import numpy as np
 import pytest
 
 from conftest import run_cli
-from reproduce import datasets, events, model_cache, models, runs, sweep
+from reproduce import datasets, execution, runs
 from reproduce.config import INITIALIZERS, TEST_CONFIG, trace_key
-from reproduce.train import train
+from reproduce.runs import events
+from reproduce.training import model_cache, models
+from reproduce.training.trainer import train
 
 CONFIG = TEST_CONFIG.replace(activation="tanh", seed=3)
 # Another run with the same trace key: other data, other seed, other epochs.
@@ -56,8 +58,8 @@ def test_reused_model_gives_the_fresh_run_bit_for_bit(tmp_path):
 
 
 def test_runs_of_one_trace_key_go_to_one_worker():
-    configs = sweep.load_sweep().configs()
-    assignment = sweep.assign_workers(configs, 2)
+    configs = execution.load_sweep().configs()
+    assignment = execution.assign_workers(configs, 2)
     workers_of = {}
     for config, worker in zip(configs, assignment):
         workers_of.setdefault(trace_key(config), set()).add(worker)

@@ -5,9 +5,11 @@ import numpy as np
 import pytest
 
 from conftest import TINY_FIXED, run_cli
-from reproduce import events, runs, sweep, workers
+from reproduce import execution, runs
 from reproduce.config import TEST_CONFIG
 from reproduce.errors import ConfigError
+from reproduce.execution import workers
+from reproduce.runs import events
 
 
 def write_sweep(path, grid, experiment="tiny", fixed=TINY_FIXED):
@@ -16,8 +18,8 @@ def write_sweep(path, grid, experiment="tiny", fixed=TINY_FIXED):
 
 
 def test_default_sweep_is_packaged_and_is_the_article_grid():
-    assert sweep.default_sweep_path().is_file()
-    configs = sweep.load_sweep().configs()
+    assert execution.default_sweep_path().is_file()
+    configs = execution.load_sweep().configs()
     assert len(configs) == 75
     assert {config.activation for config in configs} == {
         "linear", "relu", "tanh", "sigmoid", "swish"}
@@ -28,7 +30,7 @@ def test_default_sweep_is_packaged_and_is_the_article_grid():
 
 
 def test_flags_override_grid_entries():
-    configs = sweep.load_sweep().with_grid(activation=["linear", "relu"], seed=[5]).configs()
+    configs = execution.load_sweep().with_grid(activation=["linear", "relu"], seed=[5]).configs()
     assert len(configs) == 2 * 5
     assert {config.seed for config in configs} == {5}
 
@@ -46,7 +48,7 @@ def test_bad_sweep_files_are_rejected(tmp_path, text, message):
     path = tmp_path / "bad.toml"
     path.write_text(text)
     with pytest.raises(ConfigError, match=message):
-        sweep.load_sweep(path)
+        execution.load_sweep(path)
 
 
 def test_bad_sweep_file_exits_2_through_command_line(tmp_path):
@@ -58,8 +60,9 @@ def test_bad_sweep_file_exits_2_through_command_line(tmp_path):
 
 
 def test_sweep_skips_completed_runs_and_redoes_interrupted_one(tmp_path, capsys):
-    tiny = sweep.load_sweep(write_sweep(tmp_path / "tiny.toml", 'activation = ["linear", "relu"]'))
-    first = sweep.run_all(tiny, tmp_path, jobs=1)
+    tiny = execution.load_sweep(write_sweep(tmp_path / "tiny.toml",
+                                            'activation = ["linear", "relu"]'))
+    first = execution.run_all(tiny, tmp_path, jobs=1)
     assert [outcome.status for outcome in first.outcomes] == ["complete", "complete"]
     output = capsys.readouterr().out
     assert "[1/2] moons/linear-d2-w8-s0-bs=16-ep=2-n=80  started" in output
@@ -69,7 +72,7 @@ def test_sweep_skips_completed_runs_and_redoes_interrupted_one(tmp_path, capsys)
     relu_marker = (relu_dir / "COMPLETE").read_text()
     (linear_dir / "COMPLETE").unlink()  # as if the run had been interrupted
     with pytest.warns(UserWarning, match="replacing incomplete run"):
-        second = sweep.run_all(tiny, tmp_path, jobs=1)
+        second = execution.run_all(tiny, tmp_path, jobs=1)
     assert [outcome.status for outcome in second.outcomes] == ["complete", "skipped"]
     assert runs.is_complete(linear_dir)
     assert (relu_dir / "COMPLETE").read_text() == relu_marker
@@ -79,8 +82,8 @@ def test_sweep_skips_completed_runs_and_redoes_interrupted_one(tmp_path, capsys)
 def test_diverging_run_is_marked_and_sweep_continues(tmp_path, capsys):
     fixed = TINY_FIXED.replace("depth = 2", 'depth = 2\noptimizer = "sgd"')
     grid = 'learning_rate = [1e6, 0.01]\nactivation = ["linear"]'
-    tiny = sweep.load_sweep(write_sweep(tmp_path / "tiny.toml", grid, fixed=fixed))
-    summary = sweep.run_all(tiny, tmp_path, jobs=1)
+    tiny = execution.load_sweep(write_sweep(tmp_path / "tiny.toml", grid, fixed=fixed))
+    summary = execution.run_all(tiny, tmp_path, jobs=1)
     assert [outcome.status for outcome in summary.outcomes] == ["diverged", "complete"]
     diverged_dir = runs.run_dir(tiny.configs()[0], tmp_path)
     marker = runs.read_marker(diverged_dir)
@@ -91,13 +94,14 @@ def test_diverging_run_is_marked_and_sweep_continues(tmp_path, capsys):
     assert marker.diverged_at_step == first_nan
     assert marker.steps == -(-first_nan // 4) * 4 < 8
     assert "DIVERGED (NaN loss)" in capsys.readouterr().out
-    again = sweep.run_all(tiny, tmp_path, jobs=1)
+    again = execution.run_all(tiny, tmp_path, jobs=1)
     assert [outcome.status for outcome in again.outcomes] == ["skipped", "skipped"]
 
 
 def test_summary_line_gives_times():
-    outcomes = [sweep.RunOutcome("a", "complete", 4.0, {}), sweep.RunOutcome("b", "skipped", 0, {})]
-    summary = sweep.SweepSummary(TEST_CONFIG, outcomes, 10.0, 2)
+    outcomes = [execution.RunOutcome("a", "complete", 4.0, {}),
+                execution.RunOutcome("b", "skipped", 0, {})]
+    summary = execution.SweepSummary(TEST_CONFIG, outcomes, 10.0, 2)
     assert summary.describe() == (
         "2 runs: 1 trained, 1 already complete, 0 failed, in 10s with 2 job(s); "
         "4.0 s per run in its worker, 10.0 s per run of wall time")

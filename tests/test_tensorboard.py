@@ -14,9 +14,10 @@ import pytest
 from tensorboard.plugins.hparams import api_pb2
 
 from callbacks.event_writer import EventWriter
-from reproduce import compare, events, runs, tensorboard
+from reproduce import compare, runs, tensorboard
 from reproduce.config import TEST_CONFIG
 from reproduce.errors import ConfigError, RunNotFoundError
+from reproduce.runs import events
 
 # Its module fixtures are built once: every test of the module on one xdist worker.
 pytestmark = pytest.mark.xdist_group("tensorboard")
@@ -32,7 +33,7 @@ LONG_RUN = "sampling/long"
 @pytest.fixture(scope="module")
 def experiment(tmp_path_factory):
     """A log root with two trained runs, their hparams, the sweep summaries and a long series."""
-    from reproduce.train import train
+    from reproduce.training.trainer import train
 
     logdir = tmp_path_factory.mktemp("logs")
     results = [train(TEST_CONFIG.replace(activation=activation), logdir, verbose=0)
@@ -142,7 +143,7 @@ def test_batch_loss_served_equals_what_events_reads(server, experiment):
     for result in results:
         served = server.get("/data/plugin/scalars/scalars",
                             run=run_name(logdir, result.run_dir, runs.TRAIN_DIR), tag="batch_loss")
-        read = events.read_run(result.run_dir).train.scalars["batch_loss"]
+        read = runs.read_run_events(result.run_dir).train.scalars["batch_loss"]
         assert [step for _, step, _ in served] == read.steps.tolist() == list(
             range(1, result.steps + 1))
         assert [value for _, _, value in served] == read.values.tolist()
@@ -159,7 +160,7 @@ def test_gradient_histogram_served_equals_what_events_reads(server, experiment):
     for result in results:
         served = server.get("/data/plugin/histograms/histograms",
                             run=run_name(logdir, result.run_dir, runs.TRAIN_DIR), tag=tag)
-        read = events.read_run(result.run_dir).train.histograms[tag]
+        read = runs.read_run_events(result.run_dir).train.histograms[tag]
         assert [step for _, step, _ in served] == read.steps.tolist()
         for (_, _, buckets), expected in zip(served, read.buckets):
             np.testing.assert_array_equal(buckets, expected)
@@ -179,7 +180,7 @@ def test_hparams_sessions_hold_the_written_hparams_and_metrics(server, experimen
         assert group["hparams"] == expected
         metrics = {(value["name"]["group"], value["name"]["tag"]): value["value"]
                    for value in group["metricValues"]}
-        validation = events.read_run(result.run_dir).validation.scalars
+        validation = runs.read_run_events(result.run_dir).validation.scalars
         assert metrics == {
             ("validation", "epoch_loss"): validation["epoch_loss"].values[-1],
             ("validation", "epoch_accuracy"): validation["epoch_accuracy"].values[-1],
@@ -208,7 +209,7 @@ def test_custom_scalars_layout_overlays_every_run(server, experiment):
         served = server.get("/data/plugin/custom_scalars/scalars",
                             run=run_name(logdir, result.run_dir, runs.TRAIN_DIR),
                             tag="^gradient_norm/global$")
-        read = events.read_run(result.run_dir).train.scalars["gradient_norm/global"]
+        read = runs.read_run_events(result.run_dir).train.scalars["gradient_norm/global"]
         assert [value for _, _, value in served["tag_to_events"]["gradient_norm/global"]] == (
             read.values.tolist())
 

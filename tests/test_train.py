@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from reproduce import datasets, events, models, runs
+from reproduce import datasets, runs
 from reproduce.config import TEST_CONFIG
-from reproduce.train import _set_up_session, train
+from reproduce.runs import events
+from reproduce.training import models
+from reproduce.training.trainer import _set_up_session, train
 
 
 def test_run_folder_holds_every_file(tiny_run):
@@ -51,7 +53,7 @@ def test_history_json_is_keras_history(tiny_run):
 
 
 def test_epoch_scalars_in_train_and_validation(tiny_run):
-    run = events.read_run(tiny_run.run_dir)
+    run = runs.read_run_events(tiny_run.run_dir)
     np.testing.assert_allclose(run.train.scalars["epoch_loss"].values,
                                tiny_run.history["loss"], rtol=1e-6)
     np.testing.assert_allclose(run.validation.scalars["epoch_loss"].values,
@@ -105,7 +107,7 @@ def test_batch_loss_is_each_batch_own_loss(tmp_path, steps_per_execution):
     config = TEST_CONFIG.replace(
         activation="tanh", epochs=1, batch_size=12, steps_per_execution=steps_per_execution)
     result = train(config, tmp_path, verbose=0)
-    batch_loss = events.read_run(result.run_dir).train.scalars["batch_loss"]
+    batch_loss = runs.read_run_events(result.run_dir).train.scalars["batch_loss"]
     assert batch_loss.steps.tolist() == [1, 2, 3, 4, 5, 6]
     np.testing.assert_allclose(batch_loss.values, _replay_batch_losses(config), rtol=1e-5)
     assert not np.allclose(batch_loss.values, batch_loss.values[0])
@@ -116,8 +118,8 @@ def test_batch_loss_same_with_jit_compile_and_steps_per_execution(tmp_path):
     plain = train(config, tmp_path, verbose=0)
     compiled = train(config.replace(steps_per_execution=3, jit_compile=True,
                                     experiment="jit"), tmp_path, verbose=0)
-    plain_loss = events.read_run(plain.run_dir).train.scalars["batch_loss"]
-    compiled_loss = events.read_run(compiled.run_dir).train.scalars["batch_loss"]
+    plain_loss = runs.read_run_events(plain.run_dir).train.scalars["batch_loss"]
+    compiled_loss = runs.read_run_events(compiled.run_dir).train.scalars["batch_loss"]
     assert plain_loss.steps.tolist() == compiled_loss.steps.tolist() == list(range(1, 13))
     np.testing.assert_allclose(compiled_loss.values, plain_loss.values, rtol=1e-5)
 

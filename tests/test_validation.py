@@ -6,8 +6,8 @@ import pytest
 import tensorflow as tf
 
 from callbacks import EpochLogger
-from reproduce import events
-from reproduce.validation import EpochValidation
+from reproduce.runs import events
+from reproduce.training.validation import EpochValidation
 
 
 class HookRecorder(keras.callbacks.Callback):

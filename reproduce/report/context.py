@@ -98,7 +98,6 @@ class Context:
         self.all_runs = all_runs
         self.usable = [run for run in all_runs if run.usable]  # completed, not diverged
         self.data = DataCache()
-        self.models: dict = {}  # `runs.load_model`'s `reuse`: one model per structure
         self._val_accuracy: dict[Path, float | None] = {}
 
     @classmethod

@@ -12,7 +12,7 @@ import warnings
 import numpy as np
 
 from callbacks import tags
-from reproduce import datasets, events, runs
+from reproduce import datasets, runs
 from reproduce.errors import ReproduceError
 from reproduce.network import dense_name
 from reproduce.report import networks
@@ -21,6 +21,7 @@ from reproduce.report.c3_gradients import (
 from reproduce.report.evidence import (
     Collapse, GradientDependence, LinearRun, NormChecks, TrainingFigures)
 from reproduce.report.measures import measure_loss_drop
+from reproduce.runs import events
 
 
 def gradient_dependence(model, split: datasets.Dataset, probe, seed: int) -> GradientDependence:
@@ -134,7 +135,7 @@ def analyse_linear_run(run: runs.Run, context) -> LinearRun:
         return LinearRun(run.name, run.config.dataset, training,
                          note=context.data.problems[run.name])
     try:
-        model = run.load_model(reuse=context.models)
+        model = run.load_model()
         probe = run.load_probe()
     except ReproduceError as error:
         warnings.warn(f"leaving run {run.path} out of C3 and C4: {error}", stacklevel=2)

@@ -12,7 +12,7 @@ import dataclasses
 import numpy as np
 
 from callbacks import tags
-from reproduce import events
+from reproduce.runs import events
 
 EARLY_FRACTION = 0.1  # "at first": the first 10% of optimizer steps
 FINAL_FRACTION = 0.1  # the final level is the mean batch loss over the last 10% of steps

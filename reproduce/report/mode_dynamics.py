@@ -212,7 +212,7 @@ def analyse_mode_run(run, context) -> ModeRun | str:
     initial = None
     if config.depth == 1 and config.activation == "linear":
         try:
-            model = run.load_model(initial=True, reuse=context.models)
+            model = run.load_model(initial=True)
         except RunNotFoundError as error:
             return f"step-0 weights unreadable: {error}"
         initial = effective_initial_strengths(

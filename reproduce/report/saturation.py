@@ -14,8 +14,8 @@ import dataclasses
 import numpy as np
 
 from callbacks import tags
-from reproduce import events
 from reproduce.network import activation_name, dense_name
+from reproduce.runs import events
 
 SATURATING = ("sigmoid", "tanh", "softsign")  # the paper's three activations
 # A unit is counted as saturated within 10% of its activation's range ends: |f| ≥ 0.9 for tanh
