@@ -7,8 +7,9 @@ then be a folder every node sees at the same path (a shared filesystem).
 
 As in the local pool (`sweep`), runs that share a trace key go to the same
 worker (an actor, a process of its own), which traces their model once; each
-worker is given its next run when it finishes one, so the driver always
-knows what runs where. A run is trained by `workers.train_one`, exactly as in
+worker holds at most AHEAD (2) of its runs at a time, the one it trains and
+the next, so it never waits for the driver and the driver always knows what
+runs where. A run is trained by `workers.train_one`, exactly as in
 a local worker (one TensorFlow thread per CPU of the run's slot), under the
 run folder's lock: a run another process trains is skipped and waited for,
 a run whose worker dies (killed, out of memory, its node lost) is reported
