@@ -7,7 +7,6 @@ import os
 import warnings
 
 import keras
-import tensorflow as tf
 
 from callbacks import backend, losses, step_recorder, tags
 from callbacks.event_writer import EventWriter
@@ -117,9 +116,8 @@ class BatchLossLogger(keras.callbacks.Callback):
                               "pass its loss to optimizer.scale_loss; no batch loss is "
                               "logged", stacklevel=2)
             return
-        values = self._capture.buffer.numpy()
         steps = range(self._logged_step + 1, step + 1)
-        losses = [values[(each - 1) % len(values)] for each in steps]
+        losses = self._capture.buffer.read(range(self._logged_step, step))  # before the updates
         self._train_writer.write_scalar_series(tags.BATCH_LOSS, steps, losses)
         self._logged_step = step
         if self.first_nonfinite_step is None:
@@ -135,23 +133,17 @@ class BatchLossLogger(keras.callbacks.Callback):
 
 
 class LossCapture:
-    """A `StepRecorder` listener: each step's loss into slot `iterations % capacity`."""
+    """A `StepRecorder` listener: each step's loss into a `StepBuffer`."""
 
     def __init__(self, recorder, capacity: int, strategy):
-        self.recorder, self.capacity = recorder, capacity
+        self.buffer = step_recorder.StepBuffer(recorder, capacity, (), strategy,
+                                               "batch_loss_buffer")
         self.traced = False  # whether a traced step passed its loss through here
-        with strategy.scope():
-            # Per-replica losses are averaged into the buffer: the global batch's loss.
-            self.buffer = tf.Variable(
-                tf.zeros([capacity]),
-                trainable=False,
-                synchronization=tf.VariableSynchronization.ON_WRITE,
-                aggregation=tf.VariableAggregation.MEAN,
-                name="batch_loss_buffer",
-            )
+
+    @property
+    def capacity(self) -> int:
+        return self.buffer.capacity
 
     def record_loss(self, loss):
         self.traced = True
-        index = tf.reshape(tf.cast(self.recorder.iterations % self.capacity, tf.int32), [1, 1])
-        value = tf.reshape(losses.unscaled(loss), [1])
-        self.buffer.assign(tf.tensor_scatter_nd_update(self.buffer, index, value))
+        self.buffer.write(losses.unscaled(loss))

@@ -94,23 +94,17 @@ class ModeStrengthLogger(keras.callbacks.Callback):
         if (inputs, outputs) != (self.v.shape[0], self.u.shape[0]):
             raise ValueError(f"{model.name} maps {inputs} inputs to {outputs} outputs, but `v` "
                              f"has {self.v.shape[0]} rows and `u` {self.u.shape[0]}")
-        capacity = max(1, int(model.steps_per_execution))
-        with model.distribute_strategy.scope():
-            self._buffer = tf.Variable(
-                tf.zeros([capacity, len(self.names)]), trainable=False,
-                synchronization=tf.VariableSynchronization.ON_WRITE,
-                aggregation=tf.VariableAggregation.MEAN, name="mode_strength_buffer")
         self._recorder = step_recorder.require_recorder(model.optimizer, type(self).__name__)
+        self._buffer = step_recorder.StepBuffer(
+            self._recorder, max(1, int(model.steps_per_execution)), (len(self.names),),
+            model.distribute_strategy, "mode_strength_buffer")
         self._recorder.add_listener(self)
         model.make_train_function(force=True)
         self._next_step = max(self._next_step, int(self._recorder.iterations.numpy()))
 
     def record_gradients(self, grads, variables, applied):
         """Traced before each update: the map after `iterations` updates into the buffer."""
-        capacity = self._buffer.shape[0]
-        index = tf.reshape(tf.cast(self._recorder.iterations % capacity, tf.int32), [1, 1])
-        value = tf.reshape(self.strengths(), [1, len(self.names)])
-        self._buffer.assign(tf.tensor_scatter_nd_update(self._buffer, index, value))
+        self._buffer.write(self.strengths())
 
     def on_train_batch_end(self, batch, logs=None):
         self._write_captured(int(self._recorder.iterations.numpy()))
@@ -119,9 +113,9 @@ class ModeStrengthLogger(keras.callbacks.Callback):
         """Writes the captured steps from `_next_step` up to `step` - 1."""
         if step <= self._next_step:
             return
-        values = self._buffer.numpy()
-        for each in range(self._next_step, step):
-            self._write(each, values[each % len(values)])
+        counts = range(self._next_step, step)
+        for each, values in zip(counts, self._buffer.read(counts)):
+            self._write(each, values)
 
     def _write(self, step: int, values) -> None:
         self._train_writer.write(step, scalars=[

@@ -29,7 +29,6 @@ import numpy as np
 import tensorflow as tf
 
 from callbacks import losses, schedule
-from callbacks.probe import map_structure
 
 # Kept for the models they are about, past Keras's objects: nothing here keeps a model alive.
 _OPEN_GROUPS = weakref.WeakKeyDictionary()  # model -> weak refs to groups whose first log is due
@@ -190,8 +189,7 @@ class ProbeGroup:
         """
         if self.loss_fn is not None or not any(member._uses_loss for member in self.members):
             return
-        x, y, sample_weight = (map_structure(lambda tensor: tensor[:1], part)
-                               for part in self.tensors)
+        x, y, sample_weight = self.members[0]._one_example()  # the leader's probe, the group's
         with self.model.distribute_strategy.scope(), probe_scope(self.model, traced=False):
             losses.compute_loss(self.model.compute_loss, x, y, call_model(self.model, x),
                                 sample_weight, training=False)

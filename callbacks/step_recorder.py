@@ -14,6 +14,7 @@ and lets the callbacks that listen add their capture to the traced step.
 from __future__ import annotations
 
 import keras
+import tensorflow as tf
 
 _LOSS_SCALING = keras.optimizers.LossScaleOptimizer
 
@@ -202,3 +203,32 @@ def require_recorder(optimizer, callback: str) -> StepRecorder:
             f"{getattr(optimizer, 'name', optimizer)!r} ({kind}) is not a StepRecorder: compile "
             "with optimizer=callbacks.StepRecorder(your_optimizer)")
     return recorder
+
+
+class StepBuffer:
+    """The values of the last `capacity` steps, written inside the traced step.
+
+    A listener's `write(value)` puts the step's value in slot
+    `iterations % capacity` (the count before the update); the host reads
+    them back by that count. With several replicas their values are averaged
+    (the global batch's).
+    """
+
+    def __init__(self, recorder: StepRecorder, capacity: int, shape, strategy, name: str):
+        self.recorder, self.capacity, self.shape = recorder, int(capacity), tuple(shape)
+        with strategy.scope():
+            self.variable = tf.Variable(
+                tf.zeros([self.capacity, *self.shape]), trainable=False,
+                synchronization=tf.VariableSynchronization.ON_WRITE,
+                aggregation=tf.VariableAggregation.MEAN, name=name)
+
+    def write(self, value) -> None:
+        """Traced: `value` (of `shape`) into the slot of the step being taken."""
+        slot = tf.reshape(tf.cast(self.recorder.iterations % self.capacity, tf.int32), [1, 1])
+        self.variable.assign(tf.tensor_scatter_nd_update(
+            self.variable, slot, tf.reshape(tf.cast(value, tf.float32), [1, *self.shape])))
+
+    def read(self, counts) -> list:
+        """The values written at these `iterations` counts (among the last `capacity`)."""
+        values = self.variable.numpy()
+        return [values[count % self.capacity] for count in counts]
