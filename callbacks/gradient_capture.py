@@ -102,7 +102,8 @@ class OptimizerCapture:
             options = dict(trainable=False, synchronization=tf.VariableSynchronization.ON_WRITE,
                            aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
             self._ring = tf.Variable(tf.zeros([self.slots, max(1, offset)]), **options)
-            self._slot_meta = tf.Variable(tf.zeros([self.slots, 2], tf.int64), **options)  # step, site
+            # Per slot: the step and the site (which call of the traced steps) kept there.
+            self._slot_meta = tf.Variable(tf.zeros([self.slots, 2], tf.int64), **options)
             # Calls kept, calls read by the host, due calls lost for want of a free slot.
             self._counters = tf.Variable(tf.zeros([3], tf.int64), **options)
         self._lost_reported = 0
