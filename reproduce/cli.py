@@ -119,7 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
     beyond = add_command(
         commands, "beyond", run_beyond,
         "beyond the article: Saxe et al.'s deep linear dynamics (C6) and Glorot & Bengio's "
-        "saturation (C7) (`make beyond`)", "reproduce beyond [--logdir DIR] [--jobs N] [--ray ADDRESS]",
+        "saturation (C7) (`make beyond`)",
+        "reproduce beyond [--logdir DIR] [--jobs N] [--ray ADDRESS]",
         "Run the two experiments beyond the article (skipping completed runs), each into "
         "<logdir>/<experiment> with its figures and REPORT.md.")
     add_logdir_argument(beyond)

@@ -160,7 +160,8 @@ def two_input_two_output_model():
     label = keras.layers.Dense(1, activation="sigmoid", name="label")(hidden)
     value = keras.layers.Dense(1, name="value")(hidden)
     model = keras.Model({"first": first, "second": second}, [label, value])
-    model.compile(optimizer=StepRecorder("sgd"), loss={"label": "binary_crossentropy", "value": "mse"},
+    model.compile(optimizer=StepRecorder("sgd"),
+                  loss={"label": "binary_crossentropy", "value": "mse"},
                   loss_weights={"label": 1.0, "value": 0.5})
     return model
 

@@ -120,7 +120,8 @@ def test_custom_train_step_logs_the_gradients_its_optimizer_applied(tmp_path):
     for key, variable in zip(keys, model.trainable_variables):
         histograms = train_events.histograms[f"gradients/{key}"]
         assert histograms.steps.tolist() == [0, 5, 10]
-        assert [buckets[:, 2].sum() for buckets in histograms.buckets] == [np.prod(variable.shape)] * 3
+        assert [buckets[:, 2].sum() for buckets in histograms.buckets] == [
+            np.prod(variable.shape)] * 3
     # Nothing is left on the optimizer: a later fit without the logger runs the plain step.
     assert model.optimizer.listeners == ()
     model.fit(x, y, batch_size=8, epochs=1, verbose=0)

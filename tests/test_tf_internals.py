@@ -1,4 +1,4 @@
-"""TensorFlow's private API is used only on the versions it was verified on, and changes no result."""
+"""The private TensorFlow API is used only on verified versions, and it changes no result."""
 
 import json
 
